@@ -1,0 +1,175 @@
+"""Turn the raw ``[tool.neuron]`` table into the typed settings of ``model.py``, strictly.
+
+Every problem raises :class:`ConfigError` with the key path (``tool.neuron.models.enc.inputs[0].dtype``),
+what was found, what is allowed, and a 'did you mean' hint for unknown keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union
+
+from .errors import ConfigError, closest
+from .model import TARGETS, NeuronSettings
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+T = TypeVar("T")
+ROOT = "tool.neuron"
+
+
+def toml_key(field_name: str) -> str:
+    return field_name.replace("_", "-")
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (list, dict):
+        return "an array" if origin is list else "a table"
+    if dataclasses.is_dataclass(tp):
+        return "a table"
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(tp, str(tp))
+
+
+def _describe(value: Any) -> str:
+    kind = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "table"}
+    return f"{kind.get(type(value), type(value).__name__)} {value!r}"
+
+
+def convert(tp: Any, value: Any, path: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` and build the typed value."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        options = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return convert(options[0], value, path) if len(options) == 1 else value
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed or not isinstance(value, str):
+            hint = closest(str(value), allowed) if isinstance(value, str) else None
+            raise ConfigError(path, f"{_describe(value)} is not allowed; allowed: {', '.join(allowed)}", hint)
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(path, f"expected an array, got {_describe(value)}")
+        (item,) = typing.get_args(tp)
+        return [convert(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(path, f"expected a table, got {_describe(value)}")
+        _, item = typing.get_args(tp)
+        return {k: convert(item, v, f"{path}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        return _convert_dataclass(tp, value, path)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(path, f"expected a number, got {_describe(value)}")
+        return float(value)
+    if tp is int and isinstance(value, bool) or not isinstance(value, tp):
+        raise ConfigError(path, f"expected {_type_name(tp)}, got {_describe(value)}")
+    return value
+
+
+def _convert_dataclass(cls: type[T], raw: Any, path: str) -> T:
+    if not isinstance(raw, dict):
+        raise ConfigError(path, f"expected a table, got {_describe(raw)}")
+    hints = typing.get_type_hints(cls)
+    fields = {toml_key(f.name): f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for key in raw:
+        if key not in fields:
+            raise ConfigError(
+                f"{path}.{key}",
+                f"unknown key; allowed: {', '.join(sorted(fields))}",
+                closest(key, fields),
+            )
+    values = {}
+    for key, f in fields.items():
+        here = f"{path}.{key}"
+        if key not in raw:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(here, f"missing required key (expected {_type_name(hints[f.name])})")
+            continue
+        key_check = f.metadata.get("key_check")
+        for name in raw[key] if key_check and isinstance(raw[key], dict) else ():
+            problem = key_check(name)
+            if problem:
+                raise ConfigError(f"{here}.{name}", problem)
+        value = convert(hints[f.name], raw[key], here)
+        check = f.metadata.get("check")
+        problem = check(value) if check and value is not None else None
+        if problem:
+            raise ConfigError(here, problem)
+        values[f.name] = value
+    result = cls(**values)
+    validate = getattr(result, "validate", None)
+    if validate:
+        validate(path)
+    return result
+
+
+def _env_targets(table: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    override = environ.get("HATCH_NEURON_TARGETS", "").strip()
+    if not override:
+        return table
+    targets = [t.strip() for t in override.split(",") if t.strip()]
+    for t in targets:
+        if t not in TARGETS:
+            raise ConfigError("HATCH_NEURON_TARGETS", f"unknown target {t!r}; allowed: {', '.join(TARGETS)}",
+                              closest(t, TARGETS))
+    return {**table, "targets": targets}
+
+
+def _env_timeout(table: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    raw = environ.get("HATCH_NEURON_TIMEOUT", "").strip()
+    if not raw:
+        return table
+    try:
+        return {**table, "timeout": float(raw)}
+    except ValueError:
+        raise ConfigError("HATCH_NEURON_TIMEOUT", f"expected a number of seconds, got {raw!r}") from None
+
+
+def settings_from_table(table: Any, environ: Mapping[str, str] | None = None) -> NeuronSettings:
+    """Validate a ``[tool.neuron]`` table (already read from TOML), applying environment overrides."""
+    environ = os.environ if environ is None else environ
+    if not isinstance(table, dict):
+        raise ConfigError(ROOT, f"expected a table, got {_describe(table)}")
+    table = _env_timeout(_env_targets(table, environ), environ)
+    return _convert_dataclass(NeuronSettings, table, ROOT)
+
+
+def read_pyproject(pyproject: Path) -> dict[str, Any]:
+    try:
+        with pyproject.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:  # duplicate keys and tables land here too
+        raise ConfigError("(file)", f"invalid TOML: {exc}", file=str(pyproject)) from None
+
+
+def has_neuron_table(pyproject: Path) -> bool:
+    return "neuron" in read_pyproject(pyproject).get("tool", {})
+
+
+def load_settings(pyproject: Path, environ: Mapping[str, str] | None = None) -> NeuronSettings:
+    """Read and validate ``[tool.neuron]`` of ``pyproject``; errors name the file and the key path."""
+    data = read_pyproject(pyproject)
+    table = data.get("tool", {}).get("neuron")
+    if table is None:
+        raise ConfigError(ROOT, "missing table; declare your models under [tool.neuron.models.<name>]",
+                          file=str(pyproject))
+    try:
+        return settings_from_table(table, environ)
+    except ConfigError as exc:
+        raise exc.in_file(str(pyproject)) from None
