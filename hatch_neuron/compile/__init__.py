@@ -1,0 +1,14 @@
+"""Compile stage: one module per target behind :class:`CompileTarget`; models run in a child process."""
+
+from .base import CompileTarget, Compiled, TargetOptions, TargetUnavailable
+from .cpu import CpuTarget
+from .neuron import NeuronTarget
+
+TARGETS: dict[str, type[CompileTarget]] = {t.name: t for t in (NeuronTarget, CpuTarget)}
+
+
+def get_target(name: str) -> CompileTarget:
+    return TARGETS[name]()
+
+
+__all__ = ["TARGETS", "CompileTarget", "Compiled", "TargetOptions", "TargetUnavailable", "get_target"]

@@ -1,0 +1,59 @@
+"""The small interface every compile target implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+
+class TargetUnavailable(RuntimeError):
+    """The build host lacks what a target needs; the message says what to install."""
+
+
+@dataclass(frozen=True)
+class TargetOptions:
+    """The settings that targets read (a plain, picklable subset of ``NeuronSettings``)."""
+
+    compiler_args: list[str] = field(default_factory=list)
+    neuron_target: str | None = None
+
+
+@dataclass
+class Compiled:
+    """What a target produced: the module to save and facts for the manifest."""
+
+    module: Any
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class CompileTarget(ABC):
+    name: ClassVar[str]
+    #: How the runtime loads the artifact (recorded in the manifest).
+    artifact_format: ClassVar[str] = "torchscript"
+    suffix: ClassVar[str] = ".pt"
+
+    def preflight(self) -> None:
+        """Raise :class:`TargetUnavailable` when this host cannot compile for the target. Runs in the
+        build process before any model is imported, so a missing toolchain fails fast."""
+
+    @abstractmethod
+    def compile(
+        self, module: torch.nn.Module, example_inputs: tuple[torch.Tensor, ...], workdir: Path,
+        options: TargetOptions,
+    ) -> Compiled:
+        """Trace/compile ``module`` (which returns a flat tuple of tensors) on ``example_inputs``."""
+
+    def save(self, compiled: Compiled, path: Path) -> None:
+        torch.jit.save(compiled.module, str(path))
+
+    def can_verify(self) -> bool:
+        """Whether the artifact can run on this host, so the build can compare it with eager."""
+        return True
+
+    def toolchain(self) -> dict[str, str | None]:
+        """Versions of the tools beyond torch that made the artifact."""
+        return {}

@@ -1,0 +1,75 @@
+"""Build-process side of compiling: run one worker process per model, with a timeout."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ..plan import BuildPlan, ModelPlan
+from . import TargetOptions
+
+
+class CompileError(RuntimeError):
+    """Compiling a model failed; the message names the model and the cause."""
+
+
+def _request(plan: BuildPlan, model: ModelPlan, out_dir: Path, work_root: Path) -> dict[str, Any]:
+    settings = plan.settings
+    return {
+        "model": model.name,
+        "factory": model.settings.factory,
+        "inputs": model.input_specs(),
+        "rtol": model.settings.rtol,
+        "atol": model.settings.atol,
+        "sys_path": [str(p) for p in plan.import_paths],
+        "options": asdict(TargetOptions(settings.compiler_args, settings.neuron_target)),
+        "jobs": [
+            {"target": job.target, "path": str(out_dir / job.artifact), "workdir": str(work_root / job.target)}
+            for job in model.jobs
+        ],
+    }
+
+
+def _tail(text: str, lines: int = 25) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def compile_model(plan: BuildPlan, model: ModelPlan, out_dir: Path) -> dict[str, Any]:
+    """Compile every target of ``model`` into ``out_dir``; return the worker's result record."""
+    with tempfile.TemporaryDirectory(prefix=f"hatch-neuron-{model.name}-") as tmp:
+        tmp_path = Path(tmp)
+        request_file, result_file = tmp_path / "request.json", tmp_path / "result.json"
+        request_file.write_text(json.dumps(_request(plan, model, out_dir, tmp_path / "work")))
+        command = [sys.executable, "-m", "hatch_neuron.compile.worker", str(request_file), str(result_file)]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [str(Path(__file__).resolve().parents[2]), *filter(None, [os.environ.get("PYTHONPATH")])])}
+        process = subprocess.Popen(command, cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True, start_new_session=True)
+        try:
+            output, _ = process.communicate(timeout=plan.settings.timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            output, _ = process.communicate()
+            raise CompileError(
+                f"model {model.name!r}: importing, tracing and verifying took longer than "
+                f"{plan.settings.timeout:g} s and was stopped (raise tool.neuron.timeout or HATCH_NEURON_TIMEOUT "
+                f"if the compile is just slow). Last output:\n{_tail(output)}"
+            ) from None
+        if not result_file.exists():
+            raise CompileError(
+                f"model {model.name!r}: the compile process died (exit code {process.returncode}) "
+                f"before reporting a result; the factory or the compiler crashed. Last output:\n{_tail(output)}"
+            )
+        result = json.loads(result_file.read_text())
+    if not result["ok"]:
+        detail = f"\n{result['traceback']}" if "traceback" in result else ""
+        raise CompileError(f"model {model.name!r}: {result['error']}{detail}")
+    result["log"] = output
+    return result

@@ -1,0 +1,155 @@
+"""Child-process entry point: import one model's factory, trace it for each target, save and verify.
+
+Run as ``python -m hatch_neuron.compile.worker REQUEST.json RESULT.json``. Running user code here, not in
+the build process, means a crash, a hang or a side effect of the factory cannot take the build down or
+leak into it. Expected failures (bad factory, mismatch) are written to RESULT as ``{"ok": false}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..runtime.pytree import flatten
+from ..runtime.targets import load_artifact
+from . import TargetOptions, get_target
+from .inputs import CHECK_SEED, TRACE_SEED, make_inputs
+from .verify import compare
+
+
+class ModelError(Exception):
+    """A problem with the user's model, reported without a traceback of ours."""
+
+
+class FlatOutputs(torch.nn.Module):
+    """Wraps the factory's module or function so the traced graph returns a flat tuple of tensors."""
+
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        if isinstance(model, torch.nn.Module):
+            self.model = model
+        else:
+            self.function = model
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        model = self.model if hasattr(self, "model") else self.function
+        return tuple(flatten(model(*inputs))[0])
+
+
+def import_factory(spec: str) -> Any:
+    module_name, _, attribute = spec.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ModelError(f"factory {spec!r}: importing {module_name!r} failed: {type(exc).__name__}: {exc}"
+                         ) from exc
+    for part in attribute.split("."):
+        if not hasattr(obj, part):
+            raise ModelError(f"factory {spec!r}: {module_name!r} has no attribute {attribute!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ModelError(f"factory {spec!r} is a {type(obj).__name__}, not a callable")
+    return obj
+
+
+def build_model(spec: str) -> Any:
+    made = import_factory(spec)()
+    if isinstance(made, torch.nn.Module):
+        return made.eval()
+    if callable(made):
+        return made
+    raise ModelError(f"factory {spec!r} returned a {type(made).__name__}; expected an nn.Module or a function")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _format_warning(w: warnings.WarningMessage) -> str:
+    return f"{w.filename}:{w.lineno}: {w.category.__name__}: {w.message}"
+
+
+def run(request: dict[str, Any]) -> dict[str, Any]:
+    name, specs = request["model"], request["inputs"]
+    torch.manual_seed(0)  # factories that initialise weights randomly get the same weights every build
+    model = build_model(request["factory"])
+    example, check = make_inputs(specs, TRACE_SEED), make_inputs(specs, CHECK_SEED)
+    with torch.no_grad():
+        eager_example, tree = flatten(model(*example))
+        eager_check, _ = flatten(model(*check))
+    wrapper = FlatOutputs(model).eval()
+    options = TargetOptions(**request["options"])
+    artifacts: dict[str, Any] = {}
+    found_warnings: list[str] = []
+    for job in request["jobs"]:
+        target = get_target(job["target"])
+        path, workdir = Path(job["path"]), Path(job["workdir"])
+        workdir.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught, torch.no_grad():
+            warnings.simplefilter("always")
+            compiled = target.compile(wrapper, example, workdir, options)
+        found_warnings += [f"{job['target']}: {_format_warning(w)}" for w in caught
+                           if issubclass(w.category, torch.jit.TracerWarning)]
+        partial = path.with_name(path.name + ".partial")
+        target.save(compiled, partial)
+        os.replace(partial, path)
+        verified = target.can_verify()
+        if verified:
+            loaded = load_artifact(job["target"], path.read_bytes(), {})
+            with torch.no_grad():
+                for inputs, eager, label in ((example, eager_example, "example inputs"),
+                                             (check, eager_check, "second input set, seed 1")):
+                    compare(name, eager, list(loaded(*inputs)), request["rtol"], request["atol"],
+                            f"target {job['target']}, {label}")
+        artifacts[job["target"]] = {
+            "file": path.name,
+            "format": target.artifact_format,
+            "sha256": sha256_file(path),
+            "size": path.stat().st_size,
+            "verified": verified,
+            "seconds": round(time.perf_counter() - start, 3),
+            "toolchain": target.toolchain(),
+            **compiled.details,
+        }
+    return {
+        "ok": True,
+        "outputs": {"tree": tree, "specs": [{"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")}
+                                            for t in eager_example]},
+        "artifacts": artifacts,
+        "warnings": found_warnings,
+    }
+
+
+def main(argv: list[str]) -> int:
+    request_path, result_path = Path(argv[0]), Path(argv[1])
+    request = json.loads(request_path.read_text())
+    sys.path[:0] = request["sys_path"]
+    try:
+        result = run(request)
+    except ModelError as exc:
+        result = {"ok": False, "error": str(exc)}
+    except AssertionError as exc:  # MismatchError
+        result = {"ok": False, "error": str(exc)}
+    except Exception as exc:
+        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+    result_path.write_text(json.dumps(result))
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

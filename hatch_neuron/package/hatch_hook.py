@@ -1,0 +1,36 @@
+"""Hatchling adapter: a thin layer over :mod:`hatch_neuron.package.pipeline`."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hatchling.builders.hooks.plugin.interface import BuildHookInterface
+
+from . import pipeline
+
+
+class NeuronBuildHook(BuildHookInterface):
+    """Compiles ``[tool.neuron]`` models into wheels (standard and editable); sdists get sources only."""
+
+    PLUGIN_NAME = "neuron"
+
+    def initialize(self, version: str, build_data: dict[str, Any]) -> None:
+        if self.target_name != "wheel":
+            return
+        self._staging = tempfile.mkdtemp(prefix="hatch-neuron-")
+        try:
+            result = pipeline.build(Path(self.root), Path(self._staging), self.metadata.name,
+                                    lambda line: self.app.display_info(f"hatch-neuron: {line}"))
+        except BaseException:
+            shutil.rmtree(self._staging, ignore_errors=True)
+            raise
+        build_data["force_include"].update({source: target for target, source in result.files.items()})
+        build_data["dependencies"].extend(result.requirements)
+
+    def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
+        staging = getattr(self, "_staging", None)
+        if staging:
+            shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,81 @@
+"""Plan stage: what to compile (models x targets) and where the results go, from validated settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import ConfigError, ModelSettings, NeuronSettings
+
+
+@dataclass(frozen=True)
+class CompileJob:
+    """One artifact: a model compiled for a target."""
+
+    model: str
+    target: str
+
+    @property
+    def artifact(self) -> str:
+        return f"{self.model}.{self.target}.pt"
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    name: str
+    settings: ModelSettings
+    jobs: tuple[CompileJob, ...]
+
+    def input_specs(self) -> list[dict[str, Any]]:
+        """The declared inputs as plain data, with the default bounds filled in."""
+        specs = []
+        for spec in self.settings.inputs:
+            low, high = spec.bounds()
+            specs.append({"shape": list(spec.shape), "dtype": spec.dtype, "low": low, "high": high})
+        return specs
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    settings: NeuronSettings
+    package: str
+    #: Folders put on ``sys.path`` when factories are imported (the project root, and ``src/`` if present).
+    import_paths: tuple[Path, ...]
+    models: tuple[ModelPlan, ...]
+
+    @property
+    def jobs(self) -> list[CompileJob]:
+        return [job for model in self.models for job in model.jobs]
+
+
+def import_paths(root: Path) -> tuple[Path, ...]:
+    return tuple(p for p in (root / "src", root) if p.is_dir())
+
+
+def infer_package(root: Path, project_name: str | None) -> str:
+    """The import package of a project: its normalized name if such a package exists, else the only one."""
+    candidates = []
+    for base in import_paths(root):
+        candidates += sorted(p.parent.name for p in base.glob("*/__init__.py"))
+    if project_name:
+        guess = project_name.replace("-", "_").replace(".", "_").lower()
+        if guess in candidates:
+            return guess
+    candidates = [c for c in dict.fromkeys(candidates) if c not in ("tests", "test", "docs", "bench")]
+    if len(candidates) == 1:
+        return candidates[0]
+    raise ConfigError(
+        "tool.neuron.package",
+        f"cannot infer the import package that receives the artifacts (found: {', '.join(candidates) or 'none'})",
+        "set package = \"mypkg\" in [tool.neuron]",
+    )
+
+
+def make_plan(settings: NeuronSettings, root: Path, project_name: str | None = None) -> BuildPlan:
+    package = settings.package or infer_package(root, project_name)
+    models = tuple(
+        ModelPlan(name, model, tuple(CompileJob(name, target) for target in settings.targets))
+        for name, model in settings.models.items()
+    )
+    return BuildPlan(settings, package, import_paths(root), models)

@@ -1,0 +1,95 @@
+"""Which compiled form of a package to load here, and how to load each one.
+
+Order of preference is the manifest's ``targets`` (the project's ``targets``). A target is usable when
+its runtime is: ``neuron`` needs ``torch_neuronx`` importable and a Neuron device (``/dev/neuron*``);
+``cpu`` always is. ``HATCH_NEURON_TARGET=<name>`` forces one.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib
+import importlib.util
+import io
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+OVERRIDE_ENV = "HATCH_NEURON_TARGET"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The target picked for a package, and why each one before it was skipped."""
+
+    target: str
+    skipped: dict[str, str] = field(default_factory=dict)
+    forced: bool = False
+
+
+def neuron_device_present() -> bool:
+    return bool(glob.glob("/dev/neuron*"))
+
+
+def _neuron_install_hint(manifest: dict[str, Any]) -> str:
+    version = manifest.get("built_with", {}).get("torch-neuronx")
+    spec = f"torch-neuronx=={version}" if version else "torch-neuronx"
+    return (
+        f"install {spec} (the version this package was built with) from the Neuron repository "
+        "(pip install --extra-index-url https://pip.repos.neuron.amazonaws.com ...) on an Inf2/Trn1 "
+        f"instance, or use a wheel built with a portable target (HATCH_NEURON_TARGETS=cpu at build time)"
+    )
+
+
+def unusable_reason(target: str) -> str | None:
+    """None when ``target`` can run here, otherwise why not."""
+    if target == "neuron":
+        if importlib.util.find_spec("torch_neuronx") is None:
+            return "torch_neuronx is not importable"
+        if not neuron_device_present():
+            return "no Neuron device (/dev/neuron*)"
+        return None
+    if target == "cpu":
+        return None
+    return f"this hatch-neuron runtime does not know target {target!r}; upgrade hatch-neuron"
+
+
+def select_target(package: str, manifest: dict[str, Any]) -> Selection:
+    available = manifest["targets"]
+    forced = os.environ.get(OVERRIDE_ENV, "").strip()
+    if forced:
+        if forced not in available:
+            raise LookupError(
+                f"{OVERRIDE_ENV}={forced}: package {package!r} has no {forced!r} artifacts; "
+                f"it was built for: {', '.join(available)}"
+            )
+        return Selection(forced, forced=True)
+    skipped: dict[str, str] = {}
+    for target in available:
+        reason = unusable_reason(target)
+        if reason is None:
+            return Selection(target, skipped)
+        skipped[target] = reason
+    # Nothing fully usable: a neuron-only package on a host with torch_neuronx but no visible device still
+    # gets a load attempt, so the Neuron runtime can report its own error.
+    first = available[0]
+    if first == "neuron" and importlib.util.find_spec("torch_neuronx") is not None:
+        return Selection(first, skipped)
+    raise ImportError(
+        f"package {package!r} cannot load its compiled models here: "
+        + "; ".join(f"{t}: {r}" for t, r in skipped.items())
+        + (f". To run the neuron artifacts, {_neuron_install_hint(manifest)}" if "neuron" in skipped else "")
+    )
+
+
+def load_artifact(target: str, data: bytes, manifest: dict[str, Any]) -> Any:
+    """Load one artifact's bytes as a callable module."""
+    if target == "neuron":
+        try:
+            importlib.import_module("torch_neuronx")  # registers the neuron:: ops that the archive uses
+        except ImportError as exc:
+            raise ImportError(f"loading a neuron artifact needs torch_neuronx: {_neuron_install_hint(manifest)}"
+                              ) from exc
+    return torch.jit.load(io.BytesIO(data), map_location="cpu" if target == "cpu" else None)
