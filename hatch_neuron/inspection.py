@@ -1,0 +1,95 @@
+"""Read the manifests of a built wheel or an installed package, and check their artifacts' hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .runtime.manifest import ARTIFACT_DIR, MANIFEST
+
+SUFFIX = f"{ARTIFACT_DIR}/{MANIFEST}"
+
+
+def _from_wheel(path: Path) -> Iterator[tuple[str, dict[str, Any], dict[str, bytes]]]:
+    with zipfile.ZipFile(path) as wheel:
+        for name in sorted(n for n in wheel.namelist() if n.endswith("/" + SUFFIX)):
+            folder = name[: -len(MANIFEST)]
+            manifest = json.loads(wheel.read(name))
+            files = {n[len(folder):]: wheel.read(n) for n in wheel.namelist()
+                     if n.startswith(folder) and n != name}
+            yield f"{path}!{name}", manifest, files
+
+
+def _from_folder(folder: Path) -> Iterator[tuple[str, dict[str, Any], dict[str, bytes]]]:
+    manifests = [folder / SUFFIX] if (folder / SUFFIX).is_file() else sorted(folder.rglob(SUFFIX))
+    for manifest_path in manifests:
+        manifest = json.loads(manifest_path.read_text())
+        files = {p.name: p.read_bytes() for p in manifest_path.parent.iterdir() if p.name != MANIFEST}
+        yield str(manifest_path), manifest, files
+
+
+def inspect_path(target: str) -> list[dict[str, Any]]:
+    """Every manifest found in ``target`` (a wheel, a package folder, a folder of packages, or an importable
+    package name), each artifact annotated with ``present`` and ``sha256_ok``."""
+    path = Path(target)
+    if path.is_file() and path.suffix == ".whl":
+        found = _from_wheel(path)
+    elif path.is_dir():
+        found = _from_folder(path)
+    else:
+        spec = importlib.util.find_spec(target) if target.replace(".", "").replace("_", "").isalnum() else None
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError(f"{target}: not a wheel, a folder or an importable package")
+        found = _from_folder(Path(next(iter(spec.submodule_search_locations))))
+    reports = []
+    for where, manifest, files in found:
+        for model in manifest["models"].values():
+            for artifact in model["artifacts"].values():
+                data = files.get(artifact["file"])
+                artifact["present"] = data is not None
+                artifact["sha256_ok"] = data is not None and hashlib.sha256(data).hexdigest() == artifact["sha256"]
+        reports.append({"source": where, **manifest})
+    if not reports:
+        raise LookupError(f"{target}: no {SUFFIX} found (was it built with hatch-neuron?)")
+    return reports
+
+
+def _size(size: int) -> str:
+    return f"{size / 1024:.1f} KiB" if size < 1 << 20 else f"{size / (1 << 20):.1f} MiB"
+
+
+def _spec(spec: dict[str, Any]) -> str:
+    text = f"{spec['shape']} {spec['dtype']}"
+    if spec.get("low") is not None:
+        text += f" in [{spec['low']:g}, {spec['high']:g})"
+    return text
+
+
+def render(reports: list[dict[str, Any]]) -> str:
+    lines = []
+    for report in reports:
+        built = report["built_with"]
+        lines += [
+            f"{report['package']}  ({report['source']})",
+            "  built with: " + ", ".join(f"{k} {built.get(k) or '-'}" for k in
+                                         ("hatch-neuron", "torch", "torch-neuronx", "neuronx-cc", "python")),
+            f"  module: {report['package']}.{report['module']}   load: {report['load']}   "
+            f"targets (preference order): {', '.join(report['targets'])}",
+            f"  compiler args: {' '.join(report['compiler_args']) or '-'}   neuron target: "
+            f"{report['neuron_target'] or '-'}",
+        ]
+        for name, model in report["models"].items():
+            lines.append(f"  model {name}  ({model['factory']})")
+            lines += [f"    input {i}: {_spec(s)}" for i, s in enumerate(model["inputs"])]
+            lines += [f"    output {i}: {_spec(s)}" for i, s in enumerate(model["outputs"]["specs"])]
+            for target, artifact in model["artifacts"].items():
+                state = "ok" if artifact["sha256_ok"] else ("MISSING" if not artifact["present"] else "MISMATCH")
+                verified = "verified vs eager" if artifact["verified"] else "not verified"
+                lines.append(f"    {target:<7} {artifact['file']}  {_size(artifact['size'])}  "
+                             f"sha256 {artifact['sha256']} ({state})  {verified}")
+    return "\n".join(lines)
