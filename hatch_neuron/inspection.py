@@ -20,8 +20,11 @@ def _from_wheel(path: Path) -> Iterator[tuple[str, dict[str, Any], dict[str, byt
         for name in sorted(n for n in wheel.namelist() if n.endswith("/" + SUFFIX)):
             folder = name[: -len(MANIFEST)]
             manifest = json.loads(wheel.read(name))
-            files = {n[len(folder):]: wheel.read(n) for n in wheel.namelist()
-                     if n.startswith(folder) and n != name}
+            files = {
+                n[len(folder) :]: wheel.read(n)
+                for n in wheel.namelist()
+                if n.startswith(folder) and n != name
+            }
             yield f"{path}!{name}", manifest, files
 
 
@@ -42,7 +45,9 @@ def inspect_path(target: str) -> list[dict[str, Any]]:
     elif path.is_dir():
         found = _from_folder(path)
     else:
-        spec = importlib.util.find_spec(target) if target.replace(".", "").replace("_", "").isalnum() else None
+        spec = (
+            importlib.util.find_spec(target) if target.replace(".", "").replace("_", "").isalnum() else None
+        )
         if spec is None or not spec.submodule_search_locations:
             raise FileNotFoundError(f"{target}: not a wheel, a folder or an importable package")
         found = _from_folder(Path(next(iter(spec.submodule_search_locations))))
@@ -52,7 +57,9 @@ def inspect_path(target: str) -> list[dict[str, Any]]:
             for artifact in model["artifacts"].values():
                 data = files.get(artifact["file"])
                 artifact["present"] = data is not None
-                artifact["sha256_ok"] = data is not None and hashlib.sha256(data).hexdigest() == artifact["sha256"]
+                artifact["sha256_ok"] = (
+                    data is not None and hashlib.sha256(data).hexdigest() == artifact["sha256"]
+                )
         reports.append({"source": where, **manifest})
     if not reports:
         raise LookupError(f"{target}: no {SUFFIX} found (was it built with hatch-neuron?)")
@@ -76,8 +83,11 @@ def render(reports: list[dict[str, Any]]) -> str:
         built = report["built_with"]
         lines += [
             f"{report['package']}  ({report['source']})",
-            "  built with: " + ", ".join(f"{k} {built.get(k) or '-'}" for k in
-                                         ("hatch-neuron", "torch", "torch-neuronx", "neuronx-cc", "python")),
+            "  built with: "
+            + ", ".join(
+                f"{k} {built.get(k) or '-'}"
+                for k in ("hatch-neuron", "torch", "torch-neuronx", "neuronx-cc", "python")
+            ),
             f"  module: {report['package']}.{report['module']}   load: {report['load']}   "
             f"targets (preference order): {', '.join(report['targets'])}",
             f"  compiler args: {' '.join(report['compiler_args']) or '-'}   neuron target: "
@@ -88,8 +98,12 @@ def render(reports: list[dict[str, Any]]) -> str:
             lines += [f"    input {i}: {_spec(s)}" for i, s in enumerate(model["inputs"])]
             lines += [f"    output {i}: {_spec(s)}" for i, s in enumerate(model["outputs"]["specs"])]
             for target, artifact in model["artifacts"].items():
-                state = "ok" if artifact["sha256_ok"] else ("MISSING" if not artifact["present"] else "MISMATCH")
+                state = (
+                    "ok" if artifact["sha256_ok"] else ("MISSING" if not artifact["present"] else "MISMATCH")
+                )
                 verified = "verified vs eager" if artifact["verified"] else "not verified"
-                lines.append(f"    {target:<7} {artifact['file']}  {_size(artifact['size'])}  "
-                             f"sha256 {artifact['sha256']} ({state})  {verified}")
+                lines.append(
+                    f"    {target:<7} {artifact['file']}  {_size(artifact['size'])}  "
+                    f"sha256 {artifact['sha256']} ({state})  {verified}"
+                )
     return "\n".join(lines)

@@ -13,8 +13,11 @@ cases = {
     "scale_add": (scale_add, nets.make_scale_add(), (torch.rand(3), torch.rand(3))),
     "conv": (conv, nets.make_conv(), (torch.rand(1, 1, 3, 3),)),
     "classifier": (classifier, nets.make_classifier(), (torch.rand(1, 3, 32, 32),)),
-    "encoder": (encoder, nets.make_encoder(),
-                (torch.randint(0, 1000, (1, 16)), torch.cat([torch.ones(1, 12), torch.zeros(1, 4)], 1).long())),
+    "encoder": (
+        encoder,
+        nets.make_encoder(),
+        (torch.randint(0, 1000, (1, 16)), torch.cat([torch.ones(1, 12), torch.zeros(1, 4)], 1).long()),
+    ),
 }
 print(f"target picked: {hatch_neuron.runtime.selection('example_models')}")
 print(f"{'model':<12}{'max abs diff vs eager':>24}{'compiled us/call':>18}{'eager us/call':>15}")

@@ -1,6 +1,6 @@
 """Compile stage: one module per target behind :class:`CompileTarget`; models run in a child process."""
 
-from .base import CompileTarget, Compiled, TargetOptions, TargetUnavailable
+from .base import Compiled, CompileTarget, TargetOptions, TargetUnavailable
 from .cpu import CpuTarget
 from .neuron import NeuronTarget
 

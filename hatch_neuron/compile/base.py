@@ -36,13 +36,16 @@ class CompileTarget(ABC):
     artifact_format: ClassVar[str] = "torchscript"
     suffix: ClassVar[str] = ".pt"
 
-    def preflight(self) -> None:
+    def preflight(self) -> None:  # noqa: B027 (optional hook: most targets need nothing)
         """Raise :class:`TargetUnavailable` when this host cannot compile for the target. Runs in the
         build process before any model is imported, so a missing toolchain fails fast."""
 
     @abstractmethod
     def compile(
-        self, module: torch.nn.Module, example_inputs: tuple[torch.Tensor, ...], workdir: Path,
+        self,
+        module: torch.nn.Module,
+        example_inputs: tuple[torch.Tensor, ...],
+        workdir: Path,
         options: TargetOptions,
     ) -> Compiled:
         """Trace/compile ``module`` (which returns a flat tuple of tensors) on ``example_inputs``."""

@@ -10,14 +10,17 @@ from pathlib import Path
 
 import torch
 
-from .base import CompileTarget, Compiled, TargetOptions
+from .base import Compiled, CompileTarget, TargetOptions
 
 
 class CpuTarget(CompileTarget):
     name = "cpu"
 
     def compile(
-        self, module: torch.nn.Module, example_inputs: tuple[torch.Tensor, ...], workdir: Path,
+        self,
+        module: torch.nn.Module,
+        example_inputs: tuple[torch.Tensor, ...],
+        workdir: Path,
         options: TargetOptions,
     ) -> Compiled:
         traced = torch.jit.trace(module, example_inputs, check_trace=False)

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from ..runtime.targets import neuron_device_present
-from .base import CompileTarget, Compiled, TargetOptions, TargetUnavailable
+from .base import Compiled, CompileTarget, TargetOptions, TargetUnavailable
 
 INSTALL_HINT = (
     "target 'neuron' needs torch-neuronx and neuronx-cc on the build host: "
@@ -32,7 +32,9 @@ def _torch_neuronx():
     except ImportError as exc:
         raise TargetUnavailable(f"{INSTALL_HINT} (import torch_neuronx failed: {exc})") from None
     if not hasattr(module, "trace"):
-        raise TargetUnavailable(f"{INSTALL_HINT} (the installed torch_neuronx has no trace(): a placeholder?)")
+        raise TargetUnavailable(
+            f"{INSTALL_HINT} (the installed torch_neuronx has no trace(): a placeholder?)"
+        )
     return module
 
 
@@ -52,7 +54,10 @@ class NeuronTarget(CompileTarget):
             raise TargetUnavailable(INSTALL_HINT)
 
     def compile(
-        self, module: torch.nn.Module, example_inputs: tuple[torch.Tensor, ...], workdir: Path,
+        self,
+        module: torch.nn.Module,
+        example_inputs: tuple[torch.Tensor, ...],
+        workdir: Path,
         options: TargetOptions,
     ) -> Compiled:
         torch_neuronx = _torch_neuronx()

@@ -31,7 +31,11 @@ def _request(plan: BuildPlan, model: ModelPlan, out_dir: Path, work_root: Path) 
         "sys_path": [str(p) for p in plan.import_paths],
         "options": asdict(TargetOptions(settings.compiler_args, settings.neuron_target)),
         "jobs": [
-            {"target": job.target, "path": str(out_dir / job.artifact), "workdir": str(work_root / job.target)}
+            {
+                "target": job.target,
+                "path": str(out_dir / job.artifact),
+                "workdir": str(work_root / job.target),
+            }
             for job in model.jobs
         ],
     }
@@ -48,10 +52,21 @@ def compile_model(plan: BuildPlan, model: ModelPlan, out_dir: Path) -> dict[str,
         request_file, result_file = tmp_path / "request.json", tmp_path / "result.json"
         request_file.write_text(json.dumps(_request(plan, model, out_dir, tmp_path / "work")))
         command = [sys.executable, "-m", "hatch_neuron.compile.worker", str(request_file), str(result_file)]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            [str(Path(__file__).resolve().parents[2]), *filter(None, [os.environ.get("PYTHONPATH")])])}
-        process = subprocess.Popen(command, cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   text=True, start_new_session=True)
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                [str(Path(__file__).resolve().parents[2]), *filter(None, [os.environ.get("PYTHONPATH")])]
+            ),
+        }
+        process = subprocess.Popen(
+            command,
+            cwd=tmp,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         try:
             output, _ = process.communicate(timeout=plan.settings.timeout)
         except subprocess.TimeoutExpired:
@@ -59,13 +74,14 @@ def compile_model(plan: BuildPlan, model: ModelPlan, out_dir: Path) -> dict[str,
             output, _ = process.communicate()
             raise CompileError(
                 f"model {model.name!r}: importing, tracing and verifying took longer than "
-                f"{plan.settings.timeout:g} s and was stopped (raise tool.neuron.timeout or HATCH_NEURON_TIMEOUT "
-                f"if the compile is just slow). Last output:\n{_tail(output)}"
+                f"{plan.settings.timeout:g} s and was stopped (raise tool.neuron.timeout or "
+                f"HATCH_NEURON_TIMEOUT if the compile is just slow). Last output:\n{_tail(output)}"
             ) from None
         if not result_file.exists():
             raise CompileError(
                 f"model {model.name!r}: the compile process died (exit code {process.returncode}) "
-                f"before reporting a result; the factory or the compiler crashed. Last output:\n{_tail(output)}"
+                f"before reporting a result; the factory or the compiler crashed. "
+                f"Last output:\n{_tail(output)}"
             )
         result = json.loads(result_file.read_text())
     if not result["ok"]:

@@ -28,7 +28,7 @@ def compare(
     """Raise :class:`MismatchError` naming the output and the max abs/rel error when they differ."""
     if len(eager) != len(compiled):
         raise MismatchError(f"{name} ({label}): compiled returns {len(compiled)} tensors, eager {len(eager)}")
-    for index, (want, got) in enumerate(zip(eager, compiled)):
+    for index, (want, got) in enumerate(zip(eager, compiled, strict=True)):
         got = got.cpu()
         if want.shape != got.shape or want.dtype != got.dtype:
             raise MismatchError(

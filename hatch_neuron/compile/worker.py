@@ -51,8 +51,9 @@ def import_factory(spec: str) -> Any:
     try:
         obj: Any = importlib.import_module(module_name)
     except Exception as exc:
-        raise ModelError(f"factory {spec!r}: importing {module_name!r} failed: {type(exc).__name__}: {exc}"
-                         ) from exc
+        raise ModelError(
+            f"factory {spec!r}: importing {module_name!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
     for part in attribute.split("."):
         if not hasattr(obj, part):
             raise ModelError(f"factory {spec!r}: {module_name!r} has no attribute {attribute!r}")
@@ -68,7 +69,9 @@ def build_model(spec: str) -> Any:
         return made.eval()
     if callable(made):
         return made
-    raise ModelError(f"factory {spec!r} returned a {type(made).__name__}; expected an nn.Module or a function")
+    raise ModelError(
+        f"factory {spec!r} returned a {type(made).__name__}; expected an nn.Module or a function"
+    )
 
 
 def sha256_file(path: Path) -> str:
@@ -103,8 +106,11 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         with warnings.catch_warnings(record=True) as caught, torch.no_grad():
             warnings.simplefilter("always")
             compiled = target.compile(wrapper, example, workdir, options)
-        found_warnings += [f"{job['target']}: {_format_warning(w)}" for w in caught
-                           if issubclass(w.category, torch.jit.TracerWarning)]
+        found_warnings += [
+            f"{job['target']}: {_format_warning(w)}"
+            for w in caught
+            if issubclass(w.category, torch.jit.TracerWarning)
+        ]
         partial = path.with_name(path.name + ".partial")
         target.save(compiled, partial)
         os.replace(partial, path)
@@ -112,10 +118,18 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         if verified:
             loaded = load_artifact(job["target"], path.read_bytes(), {})
             with torch.no_grad():
-                for inputs, eager, label in ((example, eager_example, "example inputs"),
-                                             (check, eager_check, "second input set, seed 1")):
-                    compare(name, eager, list(loaded(*inputs)), request["rtol"], request["atol"],
-                            f"target {job['target']}, {label}")
+                for inputs, eager, label in (
+                    (example, eager_example, "example inputs"),
+                    (check, eager_check, "second input set, seed 1"),
+                ):
+                    compare(
+                        name,
+                        eager,
+                        list(loaded(*inputs)),
+                        request["rtol"],
+                        request["atol"],
+                        f"target {job['target']}, {label}",
+                    )
         artifacts[job["target"]] = {
             "file": path.name,
             "format": target.artifact_format,
@@ -128,8 +142,12 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         }
     return {
         "ok": True,
-        "outputs": {"tree": tree, "specs": [{"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")}
-                                            for t in eager_example]},
+        "outputs": {
+            "tree": tree,
+            "specs": [
+                {"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")} for t in eager_example
+            ],
+        },
         "artifacts": artifacts,
         "warnings": found_warnings,
     }

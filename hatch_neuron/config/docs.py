@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import itertools
 import sys
 import types
 import typing
@@ -31,9 +32,13 @@ def field_docs(cls: type) -> dict[str, str]:
     tree = ast.parse(inspect.getsource(cls))
     body = tree.body[0].body  # type: ignore[attr-defined]
     docs = {}
-    for node, following in zip(body, body[1:]):
-        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)):
+    for node, following in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+        ):
             docs[node.target.id] = inspect.cleandoc(following.value.value)
     return docs
 
@@ -65,11 +70,19 @@ def render() -> str:
     lines = [START, "<!-- generated from hatch_neuron/config/model.py; do not edit by hand -->", ""]
     for title, cls in SECTIONS:
         hints, docs = typing.get_type_hints(cls), field_docs(cls)
-        lines += [f"#### `{title}`", "", cls.__doc__.strip().splitlines()[0], "",
-                  "| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+        lines += [
+            f"#### `{title}`",
+            "",
+            cls.__doc__.strip().splitlines()[0],
+            "",
+            "| key | type | default | meaning |",
+            "| --- | --- | --- | --- |",
+        ]
         for f in dataclasses.fields(cls):
             text = " ".join(docs[f.name].split()).replace("|", "\\|")
-            lines.append(f"| `{toml_key(f.name)}` | {type_text(hints[f.name])} | {default_text(f)} | {text} |")
+            lines.append(
+                f"| `{toml_key(f.name)}` | {type_text(hints[f.name])} | {default_text(f)} | {text} |"
+            )
         lines.append("")
     lines.append(END)
     return "\n".join(lines)
@@ -92,5 +105,7 @@ if __name__ == "__main__":
     paths = [a for a in args if a != "--check"] or ["README.md"]
     current = update(Path(paths[0]), check)
     if check and not current:
-        print(f"{paths[0]}: the [tool.neuron] reference is out of date; run python -m hatch_neuron.config.docs")
+        print(
+            f"{paths[0]}: the [tool.neuron] reference is out of date; run python -m hatch_neuron.config.docs"
+        )
     sys.exit(0 if current or not check else 1)

@@ -17,8 +17,16 @@ from .errors import ConfigError
 
 #: dtype names accepted in ``inputs[].dtype`` (torch attribute names).
 DTYPES = (
-    "float32", "float16", "bfloat16", "float64",
-    "int64", "int32", "int16", "int8", "uint8", "bool",
+    "float32",
+    "float16",
+    "bfloat16",
+    "float64",
+    "int64",
+    "int32",
+    "int16",
+    "int8",
+    "uint8",
+    "bool",
 )
 INTEGER_DTYPES = ("int64", "int32", "int16", "int8", "uint8")
 #: Compile targets this release can build.
@@ -38,7 +46,7 @@ def _positive_shape(shape: list[int]) -> str | None:
 
 
 def _factory(value: str) -> str | None:
-    if _FACTORY.match(value):
+    if _FACTORY.match(value) and not any(keyword.iskeyword(p) for p in re.split(r"[.:]", value)):
         return None
     return f"{value!r} is not 'module:attribute' (for example 'mypkg.nets:make_encoder')"
 
@@ -52,7 +60,9 @@ def _dotted_name(value: str) -> str | None:
 def _identifier(value: str) -> str | None:
     if value.isidentifier() and not keyword.iskeyword(value) and not value.startswith("_"):
         return None
-    return f"{value!r} is not a public Python identifier (letters, digits, '_'; not a keyword; no leading '_')"
+    return (
+        f"{value!r} is not a public Python identifier (letters, digits, '_'; not a keyword; no leading '_')"
+    )
 
 
 @dataclass(frozen=True)
@@ -74,14 +84,17 @@ class InputSpec:
 
     def validate(self, path: str) -> None:
         if self.dtype == "bool":
-            if self.low is not None or self.high is not None:
-                raise ConfigError(f"{path}.low", "bool inputs take no low/high")
+            for name in ("low", "high"):
+                if getattr(self, name) is not None:
+                    raise ConfigError(f"{path}.{name}", "bool inputs take no low/high (values are 0 or 1)")
             return
         if self.dtype in INTEGER_DTYPES:
             for name in ("low", "high"):
                 value = getattr(self, name)
                 if value is not None and value != int(value):
-                    raise ConfigError(f"{path}.{name}", f"{self.dtype} inputs need an integer bound, got {value}")
+                    raise ConfigError(
+                        f"{path}.{name}", f"{self.dtype} inputs need an integer bound, got {value}"
+                    )
         if (self.low is None) != (self.high is None) and self.dtype not in INTEGER_DTYPES:
             raise ConfigError(path, "give both low and high for a float input, or neither")
         low, high = self.bounds()
@@ -107,11 +120,12 @@ class ModelSettings:
     """One table per positional input, in call order."""
 
     rtol: float | None = None
-    """Relative tolerance of the build-time check of compiled against eager output.
-    Default by output dtype: 1e-4 for float64, 1e-3 for float32, 1e-2 for float16/bfloat16, exact for integers."""
+    """Relative tolerance of the build-time check of compiled against eager output. Default by output
+    dtype: 1e-4 for float64, 1e-3 for float32, 1e-2 for float16/bfloat16, exact for integers."""
 
     atol: float | None = None
-    """Absolute tolerance of that check. Default by output dtype: 1e-6 (float64), 1e-4 (float32), 1e-2 (16-bit)."""
+    """Absolute tolerance of that check. Default by output dtype: 1e-6 (float64), 1e-4 (float32),
+    1e-2 (16-bit)."""
 
     def validate(self, path: str) -> None:
         if not self.inputs:
@@ -157,7 +171,9 @@ class NeuronSettings:
 
     def validate(self, path: str) -> None:
         if not self.models:
-            raise ConfigError(f"{path}.models", "declare at least one model, e.g. [tool.neuron.models.encoder]")
+            raise ConfigError(
+                f"{path}.models", "declare at least one model, e.g. [tool.neuron.models.encoder]"
+            )
         if not self.targets:
             raise ConfigError(f"{path}.targets", f"list at least one target; allowed: {', '.join(TARGETS)}")
         if len(set(self.targets)) != len(self.targets):

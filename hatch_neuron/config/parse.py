@@ -7,6 +7,7 @@ what was found, what is allowed, and a 'did you mean' hint for unknown keys.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 import types
@@ -76,8 +77,10 @@ def convert(tp: Any, value: Any, path: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(path, f"expected a number, got {_describe(value)}")
+        if not math.isfinite(value):
+            raise ConfigError(path, f"expected a finite number, got {value}")
         return float(value)
-    if tp is int and isinstance(value, bool) or not isinstance(value, tp):
+    if (tp is int and isinstance(value, bool)) or not isinstance(value, tp):
         raise ConfigError(path, f"expected {_type_name(tp)}, got {_describe(value)}")
     return value
 
@@ -119,35 +122,44 @@ def _convert_dataclass(cls: type[T], raw: Any, path: str) -> T:
     return result
 
 
-def _env_targets(table: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
-    override = environ.get("HATCH_NEURON_TARGETS", "").strip()
-    if not override:
-        return table
-    targets = [t.strip() for t in override.split(",") if t.strip()]
-    for t in targets:
-        if t not in TARGETS:
-            raise ConfigError("HATCH_NEURON_TARGETS", f"unknown target {t!r}; allowed: {', '.join(TARGETS)}",
-                              closest(t, TARGETS))
-    return {**table, "targets": targets}
-
-
-def _env_timeout(table: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
-    raw = environ.get("HATCH_NEURON_TIMEOUT", "").strip()
-    if not raw:
-        return table
-    try:
-        return {**table, "timeout": float(raw)}
-    except ValueError:
-        raise ConfigError("HATCH_NEURON_TIMEOUT", f"expected a number of seconds, got {raw!r}") from None
+def _env_overrides(settings: NeuronSettings, environ: Mapping[str, str]) -> NeuronSettings:
+    """Apply HATCH_NEURON_TARGETS / HATCH_NEURON_TIMEOUT; their errors name the variable, not the file."""
+    changes: dict[str, Any] = {}
+    targets_env = environ.get("HATCH_NEURON_TARGETS", "").strip()
+    if targets_env:
+        targets = [t.strip() for t in targets_env.split(",") if t.strip()]
+        for t in targets:
+            if t not in TARGETS:
+                raise ConfigError(
+                    "HATCH_NEURON_TARGETS",
+                    f"unknown target {t!r}; allowed: {', '.join(TARGETS)}",
+                    closest(t, TARGETS),
+                )
+        if not targets or len(set(targets)) != len(targets):
+            raise ConfigError(
+                "HATCH_NEURON_TARGETS", f"expected distinct comma-separated targets, got {targets_env!r}"
+            )
+        changes["targets"] = targets
+    timeout_env = environ.get("HATCH_NEURON_TIMEOUT", "").strip()
+    if timeout_env:
+        try:
+            timeout = float(timeout_env)
+        except ValueError:
+            timeout = math.nan
+        if not timeout > 0 or not math.isfinite(timeout):
+            raise ConfigError(
+                "HATCH_NEURON_TIMEOUT", f"expected a positive number of seconds, got {timeout_env!r}"
+            )
+        changes["timeout"] = timeout
+    return dataclasses.replace(settings, **changes) if changes else settings
 
 
 def settings_from_table(table: Any, environ: Mapping[str, str] | None = None) -> NeuronSettings:
-    """Validate a ``[tool.neuron]`` table (already read from TOML), applying environment overrides."""
-    environ = os.environ if environ is None else environ
+    """Validate a ``[tool.neuron]`` table (already read from TOML), then apply environment overrides."""
     if not isinstance(table, dict):
         raise ConfigError(ROOT, f"expected a table, got {_describe(table)}")
-    table = _env_timeout(_env_targets(table, environ), environ)
-    return _convert_dataclass(NeuronSettings, table, ROOT)
+    settings = _convert_dataclass(NeuronSettings, table, ROOT)
+    return _env_overrides(settings, os.environ if environ is None else environ)
 
 
 def read_pyproject(pyproject: Path) -> dict[str, Any]:
@@ -158,17 +170,24 @@ def read_pyproject(pyproject: Path) -> dict[str, Any]:
         raise ConfigError("(file)", f"invalid TOML: {exc}", file=str(pyproject)) from None
 
 
+def _tool_table(data: dict[str, Any], pyproject: Path) -> dict[str, Any]:
+    tool = data.get("tool", {})
+    if not isinstance(tool, dict):
+        raise ConfigError("tool", f"expected a table, got {_describe(tool)}", file=str(pyproject))
+    return tool
+
+
 def has_neuron_table(pyproject: Path) -> bool:
-    return "neuron" in read_pyproject(pyproject).get("tool", {})
+    return "neuron" in _tool_table(read_pyproject(pyproject), pyproject)
 
 
 def load_settings(pyproject: Path, environ: Mapping[str, str] | None = None) -> NeuronSettings:
     """Read and validate ``[tool.neuron]`` of ``pyproject``; errors name the file and the key path."""
-    data = read_pyproject(pyproject)
-    table = data.get("tool", {}).get("neuron")
+    table = _tool_table(read_pyproject(pyproject), pyproject).get("neuron")
     if table is None:
-        raise ConfigError(ROOT, "missing table; declare your models under [tool.neuron.models.<name>]",
-                          file=str(pyproject))
+        raise ConfigError(
+            ROOT, "missing table; declare your models under [tool.neuron.models.<name>]", file=str(pyproject)
+        )
     try:
         return settings_from_table(table, environ)
     except ConfigError as exc:

@@ -22,8 +22,12 @@ class NeuronBuildHook(BuildHookInterface):
             return
         self._staging = tempfile.mkdtemp(prefix="hatch-neuron-")
         try:
-            result = pipeline.build(Path(self.root), Path(self._staging), self.metadata.name,
-                                    lambda line: self.app.display_info(f"hatch-neuron: {line}"))
+            result = pipeline.build(
+                Path(self.root),
+                Path(self._staging),
+                self.metadata.name,
+                lambda line: self.app.display_info(f"hatch-neuron: {line}"),
+            )
         except BaseException:
             shutil.rmtree(self._staging, ignore_errors=True)
             raise

@@ -75,8 +75,9 @@ def generated_module(plan: BuildPlan) -> str:
     lazy = plan.settings.load == "lazy"
     names = [model.name for model in plan.models]
     assignments = "\n".join(f"{name} = _load({plan.package!r}, {name!r}, lazy={lazy})" for name in names)
-    return GENERATED_MODULE.format(package=plan.package, version=__version__, names=names,
-                                   assignments=assignments)
+    return GENERATED_MODULE.format(
+        package=plan.package, version=__version__, names=names, assignments=assignments
+    )
 
 
 def build(root: Path, staging: Path, project_name: str | None, log: Callable[[str], None]) -> BuildResult:
@@ -94,7 +95,9 @@ def build(root: Path, staging: Path, project_name: str | None, log: Callable[[st
     artifact_dir = staging / ARTIFACT_DIR
     artifact_dir.mkdir(parents=True, exist_ok=True)
     built_with: dict[str, str | None] = {
-        "hatch-neuron": __version__, "torch": torch.__version__, "python": platform.python_version(),
+        "hatch-neuron": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
     }
     models: dict[str, Any] = {}
     for model in plan.models:
@@ -105,7 +108,8 @@ def build(root: Path, staging: Path, project_name: str | None, log: Callable[[st
             seconds = artifact.pop("seconds")
             built_with.update(artifact.pop("toolchain"))
             check = "verified against eager" if artifact["verified"] else "not verified (no device here)"
-            log(f"{model.name} [{target}]: compiled in {seconds:.1f} s, {_format_size(artifact['size'])}, {check}")
+            size = _format_size(artifact["size"])
+            log(f"{model.name} [{target}]: compiled in {seconds:.1f} s, {size}, {check}")
         models[model.name] = {
             "factory": model.settings.factory,
             "inputs": model.input_specs(),

@@ -67,8 +67,9 @@ def infer_package(root: Path, project_name: str | None) -> str:
         return candidates[0]
     raise ConfigError(
         "tool.neuron.package",
-        f"cannot infer the import package that receives the artifacts (found: {', '.join(candidates) or 'none'})",
-        "set package = \"mypkg\" in [tool.neuron]",
+        "cannot infer the import package that receives the artifacts "
+        f"(found: {', '.join(candidates) or 'none'})",
+        'set package = "mypkg" in [tool.neuron]',
     )
 
 

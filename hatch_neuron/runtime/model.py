@@ -58,9 +58,12 @@ class CompiledModel:
     def check_inputs(self, args: tuple[Any, ...]) -> None:
         if len(args) != len(self.input_shapes):
             raise TypeError(f"{self.name}: takes {len(self.input_shapes)} input(s), got {len(args)}")
-        for index, (arg, shape, dtype) in enumerate(zip(args, self.input_shapes, self.input_dtypes)):
+        specs = zip(args, self.input_shapes, self.input_dtypes, strict=True)
+        for index, (arg, shape, dtype) in enumerate(specs):
             if not isinstance(arg, torch.Tensor):
-                raise TypeError(f"{self.name}: input {index} must be a torch.Tensor, got {type(arg).__name__}")
+                raise TypeError(
+                    f"{self.name}: input {index} must be a torch.Tensor, got {type(arg).__name__}"
+                )
             if arg.dtype != dtype:
                 raise TypeError(
                     f"{self.name}: input {index} has dtype {arg.dtype}, expected {dtype} "
@@ -83,6 +86,6 @@ class CompiledModel:
         return unflatten([leaf.cpu() for leaf in leaves], self._tree)
 
     def __repr__(self) -> str:
-        shapes = ", ".join(f"{list(s)}:{str(d).removeprefix('torch.')}"
-                           for s, d in zip(self.input_shapes, self.input_dtypes))
+        specs = zip(self.input_shapes, self.input_dtypes, strict=True)
+        shapes = ", ".join(f"{list(s)}:{str(d).removeprefix('torch.')}" for s, d in specs)
         return f"<CompiledModel {self.package}.{self.name} target={self.target} inputs=({shapes})>"

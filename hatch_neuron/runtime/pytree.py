@@ -48,7 +48,7 @@ def unflatten(leaves: list[torch.Tensor] | tuple[torch.Tensor, ...], tree: Tree)
         if node == "T":
             position += 1
             return leaves[position - 1]
-        (kind, items), = node.items()
+        ((kind, items),) = node.items()
         if kind == "dict":
             return {key: build(sub) for key, sub in items}
         built = [build(sub) for sub in items]

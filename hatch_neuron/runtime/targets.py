@@ -90,6 +90,7 @@ def load_artifact(target: str, data: bytes, manifest: dict[str, Any]) -> Any:
         try:
             importlib.import_module("torch_neuronx")  # registers the neuron:: ops that the archive uses
         except ImportError as exc:
-            raise ImportError(f"loading a neuron artifact needs torch_neuronx: {_neuron_install_hint(manifest)}"
-                              ) from exc
+            raise ImportError(
+                f"loading a neuron artifact needs torch_neuronx: {_neuron_install_hint(manifest)}"
+            ) from exc
     return torch.jit.load(io.BytesIO(data), map_location="cpu" if target == "cpu" else None)

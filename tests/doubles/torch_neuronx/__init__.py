@@ -31,7 +31,9 @@ def _check_inputs(example_inputs):
     if isinstance(example_inputs, torch.Tensor):
         return
     if not isinstance(example_inputs, tuple) or not all(isinstance(t, torch.Tensor) for t in example_inputs):
-        raise ContractError(f"example_inputs must be a Tensor or a tuple of Tensors, got {example_inputs!r:.80}")
+        raise ContractError(
+            f"example_inputs must be a Tensor or a tuple of Tensors, got {example_inputs!r:.80}"
+        )
 
 
 def _check_compiler_args(compiler_args):
@@ -50,13 +52,17 @@ def _trace(func, example_inputs, *, compiler_workdir=None, compiler_args=None, c
         if not isinstance(compiler_workdir, str):
             raise ContractError(f"compiler_workdir must be a str, got {type(compiler_workdir).__name__}")
         Path(compiler_workdir).mkdir(parents=True, exist_ok=True)
-        (Path(compiler_workdir) / "graph.neff.testdouble").write_text("not a NEFF: produced by a test double\n")
+        (Path(compiler_workdir) / "graph.neff.testdouble").write_text(
+            "not a NEFF: produced by a test double\n"
+        )
     log = os.environ.get("TORCH_NEURONX_DOUBLE_LOG")
     if log:
         record = {
             "func": type(func).__name__,
-            "example_inputs": [list(t.shape) for t in (
-                (example_inputs,) if isinstance(example_inputs, torch.Tensor) else example_inputs)],
+            "example_inputs": [
+                list(t.shape)
+                for t in ((example_inputs,) if isinstance(example_inputs, torch.Tensor) else example_inputs)
+            ],
             "compiler_workdir": compiler_workdir,
             "compiler_args": compiler_args,
             "cpu_backend": cpu_backend,
@@ -67,13 +73,21 @@ def _trace(func, example_inputs, *, compiler_workdir=None, compiler_args=None, c
 
 
 if os.environ.get("TORCH_NEURONX_DOUBLE_CPU_BACKEND") == "1":
+
     def trace(func, example_inputs, *_, compiler_workdir=None, compiler_args=None, cpu_backend=False):
         """Newer-SDK signature (with ``cpu_backend``)."""
-        return _trace(func, example_inputs, compiler_workdir=compiler_workdir, compiler_args=compiler_args,
-                      cpu_backend=cpu_backend)
+        return _trace(
+            func,
+            example_inputs,
+            compiler_workdir=compiler_workdir,
+            compiler_args=compiler_args,
+            cpu_backend=cpu_backend,
+        )
 else:
+
     def trace(func, example_inputs, *, compiler_workdir=None, compiler_args=None):
         """Documented signature of the seed: keyword-only compiler_workdir and compiler_args."""
         return _trace(func, example_inputs, compiler_workdir=compiler_workdir, compiler_args=compiler_args)
+
 
 assert "compiler_args" in inspect.signature(trace).parameters
