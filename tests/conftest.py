@@ -1,0 +1,134 @@
+"""Helpers for tests that build real wheels with real frontends and run them from a separate location."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "example_project"
+#: Holds the torch_neuronx TEST DOUBLE; only tests put it on PYTHONPATH. Never a Neuron result.
+DOUBLES = ROOT / "tests" / "doubles"
+CONSTRAINTS = ROOT / "scripts" / "constraints.txt"
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The test process's environment without hatch-neuron overrides, with torch pinned for pip."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HATCH_NEURON_", "TORCH_NEURONX_"))}
+    env.pop("PYTHONPATH", None)
+    env.update(PIP_CONSTRAINT=str(CONSTRAINTS), PIP_BUILD_CONSTRAINT=str(CONSTRAINTS))
+    env.update(extra)
+    return env
+
+
+def run(
+    cmd: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    check: bool = True,
+    timeout: float = 900,
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(c) for c in cmd],
+        env=env or clean_env(),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{cmd} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+def pip_wheel(
+    project: Path,
+    out: Path,
+    *,
+    env: dict[str, str] | None = None,
+    isolated: bool = False,
+    find_links: Path | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """``pip wheel`` the project into ``out`` (``--no-build-isolation`` unless ``isolated``)."""
+    cmd = [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "-w", out]
+    cmd += ["--find-links", find_links] if find_links else []
+    cmd += [] if isolated else ["--no-build-isolation"]
+    return run([*cmd, project], env=env, check=check)
+
+
+def single_wheel(folder: Path) -> Path:
+    wheels = sorted(folder.glob("*.whl"))
+    assert len(wheels) == 1, wheels
+    return wheels[0]
+
+
+def install(wheel: Path, target: Path) -> Path:
+    """Install ``wheel`` (no dependencies) into its own folder, away from the source tree."""
+    run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", target, wheel])
+    return target
+
+
+def run_python(
+    code: str, *paths: Path, env: dict[str, str] | None = None, check: bool = True, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter whose imports come from ``paths`` (then the test venv)."""
+    env = dict(env or clean_env())
+    env["PYTHONPATH"] = os.pathsep.join(str(p) for p in paths)
+    return run([sys.executable, "-c", textwrap.dedent(code)], env=env, cwd=cwd or paths[0], check=check)
+
+
+def run_json(code: str, *paths: Path, env: dict[str, str] | None = None) -> object:
+    """Run ``code``, which prints one JSON document as its last line, and return it."""
+    return json.loads(run_python(code, *paths, env=env).stdout.strip().splitlines()[-1])
+
+
+def make_project(
+    root: Path, nets: str, neuron_toml: str, *, package: str = "demo_pkg", layout: str = "flat"
+) -> Path:
+    """Write a small Hatchling project that uses the hook: ``<package>/nets.py`` holds ``nets``."""
+    base = root / "src" if layout == "src" else root
+    (base / package).mkdir(parents=True)
+    (base / package / "__init__.py").write_text("")
+    (base / package / "nets.py").write_text(textwrap.dedent(nets))
+    (root / "pyproject.toml").write_text(
+        textwrap.dedent(f"""\
+        [build-system]
+        requires = ["hatchling", "hatch-neuron"]
+        build-backend = "hatchling.build"
+
+        [project]
+        name = "{package.replace("_", "-")}"
+        version = "0.1.0"
+
+        [tool.hatch.build.targets.wheel]
+        packages = ["{"src/" if layout == "src" else ""}{package}"]
+
+        [tool.hatch.build.hooks.neuron]
+
+        """)
+        + textwrap.dedent(neuron_toml)
+    )
+    return root
+
+
+@pytest.fixture(scope="session")
+def example_cpu_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """example_project built by ``pip wheel`` with ``HATCH_NEURON_TARGETS=cpu`` (no build isolation)."""
+    out = tmp_path_factory.mktemp("example-cpu")
+    pip_wheel(EXAMPLE, out, env=clean_env(HATCH_NEURON_TARGETS="cpu"))
+    return single_wheel(out)
+
+
+@pytest.fixture(scope="session")
+def example_cpu_install(example_cpu_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return install(example_cpu_wheel, tmp_path_factory.mktemp("example-cpu-site"))
