@@ -1,0 +1,169 @@
+"""Target ``neuron`` exercised through the TEST DOUBLE of torch_neuronx in tests/doubles.
+
+The double enforces the documented call contract of ``torch_neuronx.trace`` and returns a CPU-traced module.
+Nothing here is a Neuron result: no NEFF is produced and no NeuronCore runs anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import (
+    DOUBLES,
+    EXAMPLE,
+    clean_env,
+    install,
+    make_project,
+    pip_wheel,
+    run_json,
+    run_python,
+    single_wheel,
+)
+
+NETS = """
+    import torch
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 1, 3)
+
+        def forward(self, x):
+            return self.conv(x) + 1
+
+    def make_net():
+        torch.manual_seed(0)
+        return Net().eval()
+"""
+
+
+def double_env(log: Path, **extra: str) -> dict[str, str]:
+    return clean_env(PYTHONPATH=str(DOUBLES), TORCH_NEURONX_DOUBLE_LOG=str(log), **extra)
+
+
+@pytest.fixture(scope="module")
+def example_double_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict], str]:
+    """example_project (targets neuron, cpu) built with the double on the path."""
+    out = tmp_path_factory.mktemp("example-double")
+    log = out / "calls.jsonl"
+    result = pip_wheel(EXAMPLE, out, env=double_env(log))
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    return single_wheel(out), calls, result.stdout + result.stderr
+
+
+def test_trace_called_exactly_as_documented(example_double_build: tuple[Path, list[dict], str]) -> None:
+    _, calls, _ = example_double_build
+    assert [c["example_inputs"] for c in calls] == [
+        [[3], [3]],
+        [[1, 1, 3, 3]],
+        [[1, 3, 32, 32]],
+        [[1, 16], [1, 16]],
+    ]
+    for call in calls:
+        # compiler_args from [tool.neuron] compiler-args, then --target from neuron-target, as a list of str
+        assert call["compiler_args"] == ["--optlevel", "2", "--target", "inf2"]
+        assert call["compiler_workdir"] and os.path.isabs(call["compiler_workdir"])
+        assert call["cpu_backend"] is False  # the seed's signature has no cpu_backend: not passed
+        assert call["func"] == "FlatOutputs"
+
+
+def test_manifest_records_neuron_artifacts_unverified(
+    example_double_build: tuple[Path, list[dict], str],
+) -> None:
+    wheel, _, output = example_double_build
+    with zipfile.ZipFile(wheel) as archive:
+        manifest = json.loads(archive.read("example_models/_hatch_neuron/manifest.json"))
+        metadata = archive.read("example_models-1.0.0.dist-info/METADATA").decode()
+    assert manifest["targets"] == ["neuron", "cpu"]
+    assert manifest["built_with"]["torch-neuronx"] == "2.13.0.2.99.0+testdouble"
+    for model in manifest["models"].values():
+        assert model["artifacts"]["neuron"]["verified"] is False  # no Neuron device here
+        assert model["artifacts"]["neuron"]["compiler_args"] == ["--optlevel", "2", "--target", "inf2"]
+        assert model["artifacts"]["cpu"]["verified"] is True
+    # multi-target wheels stay installable without torch-neuronx (the cpu artifacts run anywhere)
+    assert "torch-neuronx" not in metadata
+    assert "conv [neuron]: compiled in" in output and "not verified (no device here)" in output
+
+
+def test_runtime_prefers_neuron_only_where_usable(
+    example_double_build: tuple[Path, list[dict], str], tmp_path: Path
+) -> None:
+    site = install(example_double_build[0], tmp_path / "site")
+    code = """
+        import json, torch, hatch_neuron.runtime as runtime
+        from example_models.compiled import conv
+        from example_models import nets
+        x = torch.rand(1, 1, 3, 3)
+        s = runtime.selection("example_models")
+        print(json.dumps({"target": s.target, "skipped": s.skipped, "forced": s.forced,
+                          "diff": (conv(x) - nets.make_conv()(x)).abs().max().item()}))
+    """
+    without = run_json(code, site)
+    assert without["target"] == "cpu" and without["skipped"] == {"neuron": "torch_neuronx is not importable"}
+    with_double = run_json(code, site, DOUBLES)
+    assert with_double["target"] == "cpu" and with_double["skipped"] == {
+        "neuron": "no Neuron device (/dev/neuron*)"
+    }
+    forced = run_json(code, site, DOUBLES, env=clean_env(HATCH_NEURON_TARGET="neuron"))
+    assert forced["target"] == "neuron" and forced["forced"] and forced["diff"] < 1e-6
+    missing = run_python(code, site, env=clean_env(HATCH_NEURON_TARGET="neuron"), check=False)
+    assert missing.returncode != 0
+    assert "ImportError" in missing.stderr and "torch-neuronx==2.13.0.2.99.0+testdouble" in missing.stderr
+    unknown = run_python(code, site, env=clean_env(HATCH_NEURON_TARGET="inductor"), check=False)
+    assert "has no 'inductor' artifacts; it was built for: neuron, cpu" in unknown.stderr
+
+
+def test_neuron_only_wheel(tmp_path: Path) -> None:
+    """A neuron-only wheel pins torch-neuronx, and importing it without torch_neuronx is an ImportError."""
+    project = make_project(
+        tmp_path / "proj",
+        NETS,
+        """
+        [tool.neuron]
+        targets = ["neuron"]
+        compiler-args = ["--target", "trn1", "--auto-cast", "none"]
+        neuron-target = "inf2"
+
+        [tool.neuron.models.net]
+        factory = "demo_pkg.nets:make_net"
+        inputs = [{ shape = [1, 1, 3, 3] }]
+        """,
+    )
+    log = tmp_path / "calls.jsonl"
+    pip_wheel(project, tmp_path / "dist", env=double_env(log, TORCH_NEURONX_DOUBLE_CPU_BACKEND="1"))
+    (call,) = [json.loads(line) for line in log.read_text().splitlines()]
+    assert call["compiler_args"] == ["--target", "trn1", "--auto-cast", "none"]  # an explicit --target wins
+    assert call["cpu_backend"] is True  # newer-SDK signature and no device: trace on the CPU backend
+    wheel = single_wheel(tmp_path / "dist")
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = archive.read("demo_pkg-0.1.0.dist-info/METADATA").decode()
+    assert "Requires-Dist: torch-neuronx==2.13.0.2.99.*" in metadata
+    site = install(wheel, tmp_path / "site")
+    failed = run_python("import demo_pkg.compiled", site, check=False)
+    assert failed.returncode != 0 and "ImportError" in failed.stderr
+    assert "cannot load its compiled models here" in failed.stderr and "torch-neuronx" in failed.stderr
+    ok = run_json(
+        """
+        import json, torch
+        from demo_pkg.compiled import net
+        from demo_pkg.nets import make_net
+        x = torch.rand(1, 1, 3, 3)
+        print(json.dumps({"target": net.target, "diff": (net(x) - make_net()(x)).abs().max().item()}))
+        """,
+        site,
+        DOUBLES,
+    )
+    assert ok == {"target": "neuron", "diff": ok["diff"]} and ok["diff"] < 1e-6
+
+
+def test_neuron_target_without_torch_neuronx_fails_build(tmp_path: Path) -> None:
+    out = tmp_path / "dist"
+    result = pip_wheel(EXAMPLE, out, env=clean_env(), check=False)
+    assert result.returncode != 0
+    text = result.stdout + result.stderr
+    assert "target 'neuron' needs torch-neuronx and neuronx-cc" in text and "HATCH_NEURON_TARGETS=cpu" in text
+    assert not list(out.glob("*.whl"))
