@@ -20,6 +20,11 @@ class NeuronBuildHook(BuildHookInterface):
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         if self.target_name != "wheel":
             return
+        if version == "editable":
+            self.app.display_warning(
+                "hatch-neuron: editable installs do not expose compiled models yet (the source tree shadows "
+                "them); install the wheel to use <package>.compiled"
+            )
         self._staging = tempfile.mkdtemp(prefix="hatch-neuron-")
         try:
             result = pipeline.build(
