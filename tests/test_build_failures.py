@@ -133,11 +133,6 @@ def test_factory_hang_times_out(tmp_path: Path, where: str) -> None:
     assert [pid for pid in pids if alive(pid)] == [], "the hung worker or its child is still running"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runner.compile_model: after killpg on timeout, process.communicate() has no timeout and "
-    "waits for EOF on the worker's stdout, which a grandchild in another session still holds",
-)
 def test_factory_hang_with_detached_child_times_out(tmp_path: Path) -> None:
     nets = """
         import subprocess, sys, time
@@ -153,11 +148,6 @@ def test_factory_hang_with_detached_child_times_out(tmp_path: Path) -> None:
     assert seconds < 20, f"the build waited {seconds:.0f} s for the detached helper to exit"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runner.compile_model only handles TimeoutExpired: on KeyboardInterrupt the worker (in its own "
-    "session, so it gets no SIGINT) is not killed and keeps running",
-)
 def test_interrupted_build_leaves_no_worker(tmp_path: Path) -> None:
     pid_file = tmp_path / "pids"
     project = make_project(
@@ -216,21 +206,11 @@ def test_factory_raises(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="worker.build_model does not wrap exceptions raised by the factory call, so the message "
-    "names the model and the factory function (in the traceback) but not the factory spec",
-)
 def test_factory_raises_message_names_factory_spec(tmp_path: Path) -> None:
     output = build_fails(tmp_path, RAISING_NETS, neuron_toml({"enc": "demo_pkg.nets:make_broken"}))
     assert_mentions(output, "model 'enc'", "demo_pkg.nets:make_broken", "weights missing")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="worker.main catches every AssertionError as a MismatchError and reports only str(exc): a bare "
-    "`assert` in a factory gives the message \"model 'enc': \" with no type, text or traceback",
-)
 def test_factory_failing_assert_is_explained(tmp_path: Path) -> None:
     nets = """
         def make_checked():

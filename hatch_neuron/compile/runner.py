@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -45,6 +46,12 @@ def _tail(text: str, lines: int = 25) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
 def compile_model(plan: BuildPlan, model: ModelPlan, out_dir: Path) -> dict[str, Any]:
     """Compile every target of ``model`` into ``out_dir``; return the worker's result record."""
     with tempfile.TemporaryDirectory(prefix=f"hatch-neuron-{model.name}-") as tmp:
@@ -58,25 +65,30 @@ def compile_model(plan: BuildPlan, model: ModelPlan, out_dir: Path) -> dict[str,
                 [str(Path(__file__).resolve().parents[2]), *filter(None, [os.environ.get("PYTHONPATH")])]
             ),
         }
-        process = subprocess.Popen(
-            command,
-            cwd=tmp,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        try:
-            output, _ = process.communicate(timeout=plan.settings.timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            output, _ = process.communicate()
+        log_file = tmp_path / "output.log"
+        with log_file.open("w") as log:
+            # Output goes to a file, not a pipe: a process the factory left behind may hold it open.
+            process = subprocess.Popen(
+                command, cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            try:
+                process.wait(timeout=plan.settings.timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            except BaseException:  # Ctrl-C or a stopped build: take the worker and its children down too
+                _kill_group(process)
+                raise
+            else:
+                timed_out = False
+            finally:
+                _kill_group(process)  # also ends whatever the factory started in the worker's session
+        output = log_file.read_text(errors="replace")
+        if timed_out:
             raise CompileError(
                 f"model {model.name!r}: importing, tracing and verifying took longer than "
                 f"{plan.settings.timeout:g} s and was stopped (raise tool.neuron.timeout or "
                 f"HATCH_NEURON_TIMEOUT if the compile is just slow). Last output:\n{_tail(output)}"
-            ) from None
+            )
         if not result_file.exists():
             raise CompileError(
                 f"model {model.name!r}: the compile process died (exit code {process.returncode}) "

@@ -24,7 +24,7 @@ from ..runtime.pytree import flatten
 from ..runtime.targets import load_artifact
 from . import TargetOptions, get_target
 from .inputs import CHECK_SEED, TRACE_SEED, make_inputs
-from .verify import compare
+from .verify import MismatchError, compare
 
 
 class ModelError(Exception):
@@ -52,7 +52,8 @@ def import_factory(spec: str) -> Any:
         obj: Any = importlib.import_module(module_name)
     except Exception as exc:
         raise ModelError(
-            f"factory {spec!r}: importing {module_name!r} failed: {type(exc).__name__}: {exc}"
+            f"factory {spec!r}: importing {module_name!r} failed: {type(exc).__name__}: {exc}\n"
+            f"{traceback.format_exc().rstrip()}"
         ) from exc
     for part in attribute.split("."):
         if not hasattr(obj, part):
@@ -64,7 +65,13 @@ def import_factory(spec: str) -> Any:
 
 
 def build_model(spec: str) -> Any:
-    made = import_factory(spec)()
+    factory = import_factory(spec)
+    try:
+        made = factory()
+    except (Exception, SystemExit) as exc:
+        raise ModelError(
+            f"factory {spec!r} raised {type(exc).__name__}: {exc}\n{traceback.format_exc().rstrip()}"
+        ) from exc
     if isinstance(made, torch.nn.Module):
         return made.eval()
     if callable(made):
@@ -161,7 +168,7 @@ def main(argv: list[str]) -> int:
         result = run(request)
     except ModelError as exc:
         result = {"ok": False, "error": str(exc)}
-    except AssertionError as exc:  # MismatchError
+    except MismatchError as exc:
         result = {"ok": False, "error": str(exc)}
     except Exception as exc:
         result = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}

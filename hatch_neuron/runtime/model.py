@@ -25,7 +25,8 @@ class CompiledModel:
     """A compiled model with Neuron's fixed input shapes and dtypes enforced on every target.
 
     Calling it checks the inputs against the declared specs, runs the artifact and returns outputs in
-    the structure the eager model returned (tensor, tuple, list or dict), as CPU tensors.
+    the structure the eager model returned (tensor, tuple, list or dict). Every target loaded here
+    returns CPU tensors (a Neuron traced module copies its outputs back to the host itself).
     """
 
     def __init__(self, package: str, name: str, *, lazy: bool = False) -> None:
@@ -80,10 +81,12 @@ class CompiledModel:
             raise TypeError(f"{self.name}: takes positional inputs only, got keywords {sorted(kwargs)}")
         self.check_inputs(args)
         module = self._module if self._module is not None else self.load()
-        with torch.inference_mode():
+        # no_grad rather than inference_mode: callers may modify the outputs in place afterwards.
+        with torch.no_grad():
             flat = module(*args)
-        leaves = flat if isinstance(flat, (tuple, list)) else (flat,)
-        return unflatten([leaf.cpu() for leaf in leaves], self._tree)
+        if self._tree == "T":  # the common case, kept off the generic path
+            return flat[0]
+        return unflatten(flat, self._tree)
 
     def __repr__(self) -> str:
         specs = zip(self.input_shapes, self.input_dtypes, strict=True)
