@@ -289,14 +289,19 @@ def test_verification_mismatch(tmp_path: Path) -> None:
 # 6. Configuration errors fail before any factory runs.
 
 
-def test_bad_config_fails_before_tracing(tmp_path: Path) -> None:
-    marker = tmp_path / "factory-called"
-    nets = f"""
+def marker_nets(marker: Path) -> str:
+    """A factory that leaves ``marker`` behind when it is called."""
+    return f"""
         from pathlib import Path
         def make():
             Path({str(marker)!r}).write_text("called")
             return lambda x: x * 2
     """
+
+
+def test_bad_config_fails_before_tracing(tmp_path: Path) -> None:
+    marker = tmp_path / "factory-called"
+    nets = marker_nets(marker)
     toml = neuron_toml({"enc": ("demo_pkg.nets:make", '[{ shape = [4], dtype = "float" }]')})
     output = build_fails(tmp_path, nets, toml)
     pyproject = tmp_path / "proj" / "pyproject.toml"
@@ -310,12 +315,7 @@ def test_bad_config_fails_before_tracing(tmp_path: Path) -> None:
 
 def test_neuron_target_without_torch_neuronx(tmp_path: Path) -> None:
     marker = tmp_path / "factory-called"
-    nets = f"""
-        from pathlib import Path
-        def make():
-            Path({str(marker)!r}).write_text("called")
-            return lambda x: x * 2
-    """
+    nets = marker_nets(marker)
     toml = neuron_toml({"enc": "demo_pkg.nets:make"}, targets='["neuron"]')
     env = clean_env()
     assert "PYTHONPATH" not in env  # so the torch_neuronx test double is not importable
