@@ -5,8 +5,9 @@
              printed.
 2. load:     in fresh interpreters, ``import example_models.compiled`` (the loader loads all four models at
              import) versus ``torch.jit.load`` of the four artifact files directly.
-3. per-call: the loader's CompiledModel versus the ScriptModule it wraps (called under inference_mode, as
-             the loader does) versus eager PyTorch, interleaved round-robin, medians, one torch thread.
+3. per-call: the loader's CompiledModel versus the ScriptModule it wraps (called under torch.no_grad() and
+             under torch.inference_mode(); the one matching the loader's grad mode is the baseline) versus
+             eager PyTorch, interleaved round-robin, medians, one torch thread.
 
 Run: ``.venv/bin/python bench/bench_core.py [--quick] [--json PATH] [--profile]``. These numbers say nothing
 about Neuron devices.
@@ -36,7 +37,7 @@ CONSTRAINTS = ROOT / "scripts" / "constraints.txt"
 HOOK_LINE = "[tool.hatch.build.hooks.neuron]"
 PACKAGE = "example_models"
 MODELS = ("scale_add", "conv", "classifier", "encoder")
-VARIANTS = ("loader", "raw", "eager")
+VARIANTS = ("loader", "raw_no_grad", "raw_inference", "eager")
 COMPILE_LINE = re.compile(
     r"hatch-neuron: (?P<model>\S+) \[(?P<target>[^\]]+)\]: compiled in (?P<seconds>[\d.]+) s, "
     r"(?P<size>[\d.]+ \w+), (?P<check>.+?)\s*$"
@@ -338,7 +339,11 @@ def child_calls(payload: dict[str, Any]) -> dict[str, Any]:
         module = loader.load()
         eager_model = getattr(nets, f"make_{name}")()
 
-        def raw(*args: Any, _module: Any = module) -> Any:
+        def raw_no_grad(*args: Any, _module: Any = module) -> Any:
+            with torch.no_grad():
+                return _module(*args)
+
+        def raw_inference(*args: Any, _module: Any = module) -> Any:
             with torch.inference_mode():
                 return _module(*args)
 
@@ -346,14 +351,22 @@ def child_calls(payload: dict[str, Any]) -> dict[str, Any]:
             with torch.inference_mode():
                 return _model(*args)
 
-        funcs[name] = {"loader": loader, "raw": raw, "eager": eager}
+        funcs[name] = {
+            "loader": loader,
+            "raw_no_grad": raw_no_grad,
+            "raw_inference": raw_inference,
+            "eager": eager,
+        }
         inputs[name] = make_inputs(payload["specs"][name], generator)
 
     # Sanity: the loader's output matches eager (so we time the right thing), then warm every variant up
-    # (TorchScript's profiling executor optimises the graph over the first calls).
+    # (TorchScript's profiling executor optimises the graph over the first calls). Which grad mode the loader
+    # runs the module in shows in its outputs: inference tensors come only from inference_mode.
+    loader_modes = set()
     for name in MODELS:
         got, want = funcs[name]["loader"](*inputs[name]), funcs[name]["eager"](*inputs[name])
         got, want = (got, want) if isinstance(got, dict) else ({"out": got}, {"out": want})
+        loader_modes.update("inference_mode" if t.is_inference() else "no_grad" for t in got.values())
         for key in want:
             assert torch.allclose(got[key], want[key], rtol=1e-3, atol=1e-4), (name, key)
         for fn in funcs[name].values():
@@ -387,6 +400,7 @@ def child_calls(payload: dict[str, Any]) -> dict[str, Any]:
                 n = counts[name]
                 samples[name][variant].append(batch(funcs[name][variant], inputs[name], n) / n * 1e6)
 
+    profile = []
     if payload.get("profile"):
         import cProfile
         import io
@@ -401,12 +415,15 @@ def child_calls(payload: dict[str, Any]) -> dict[str, Any]:
             profiler.disable()
             out = io.StringIO()
             pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(10)
-            print(
+            profile.append(
                 f"\n-- cProfile, 2000 loader calls of {name} (by tottime; cProfile inflates Python code) --"
             )
-            print("\n".join(line for line in out.getvalue().splitlines()[4:] if line.strip()))
+            profile += [line for line in out.getvalue().splitlines()[4:] if line.strip()]
 
+    assert len(loader_modes) == 1, loader_modes
     return {
+        "loader_mode": loader_modes.pop(),
+        "profile": "\n".join(profile),
         "threads": torch.get_num_threads(),
         "counts": counts,
         "samples_us": samples,
@@ -423,6 +440,8 @@ def bench_calls(site: Path, cwd: Path, rounds: int, batch_s: float, profile: boo
         "profile": profile,
     }
     got = run_child("calls", payload, site, cwd)
+    mode = got["loader_mode"]
+    baseline = "raw_inference" if mode == "inference_mode" else "raw_no_grad"
     models = {}
     for name in MODELS:
         med = {v: median(got["samples_us"][name][v]) for v in VARIANTS}
@@ -430,14 +449,22 @@ def bench_calls(site: Path, cwd: Path, rounds: int, batch_s: float, profile: boo
             "shapes": got["shapes"][name],
             "median_us": med,
             "min_us": {v: min(got["samples_us"][name][v]) for v in VARIANTS},
-            "loader_over_raw": med["loader"] / med["raw"],
-            "overhead_us": med["loader"] - med["raw"],
+            "loader_over_raw": med["loader"] / med[baseline],
+            "overhead_us": med["loader"] - med[baseline],
             "loader_over_eager": med["loader"] / med["eager"],
-            "raw_over_eager": med["raw"] / med["eager"],
+            "no_grad_over_inference": med["raw_no_grad"] / med["raw_inference"],
             "calls_per_batch": got["counts"][name],
             "samples_us": got["samples_us"][name],
         }
-    return {"rounds": rounds, "batch_s": batch_s, "threads": got["threads"], "models": models}
+    return {
+        "rounds": rounds,
+        "batch_s": batch_s,
+        "threads": got["threads"],
+        "loader_mode": mode,
+        "baseline": baseline,
+        "profile": got["profile"],
+        "models": models,
+    }
 
 
 def print_calls(calls: dict[str, Any]) -> None:
@@ -453,22 +480,27 @@ def print_calls(calls: dict[str, Any]) -> None:
                 name,
                 "x".join("[" + ",".join(map(str, s)) + "]" for s in m["shapes"]),
                 f"{med['loader']:.1f}",
-                f"{med['raw']:.1f}",
+                f"{med['raw_no_grad']:.1f}",
+                f"{med['raw_inference']:.1f}",
                 f"{med['eager']:.1f}",
                 f"{m['loader_over_raw']:.2f}",
                 f"{m['overhead_us']:+.1f}",
                 f"{m['loader_over_eager']:.2f}",
-                f"{m['raw_over_eager']:.2f}",
+                f"{m['no_grad_over_inference']:.2f}",
             ]
         )
-    headers = ["model", "inputs", "loader", "raw", "eager", "loader/raw", "overhead us", "loader/eager"]
-    print(table([*headers, "raw/eager"], rows))
+    headers = ["model", "inputs", "loader", "raw no_grad", "raw inf_mode", "eager", "loader/raw"]
+    print(table([*headers, "overhead us", "loader/eager", "no_grad/inf_mode"], rows))
+    baseline = calls["baseline"].replace("raw_inference", "raw inf_mode").replace("_", " ")
     print(
-        "loader = example_models.compiled.<model>(...) (CompiledModel: input checks, inference_mode, "
-        ".cpu(), output structure);\n"
-        "raw = the ScriptModule from <model>.load() under torch.inference_mode();\n"
+        "loader = example_models.compiled.<model>(...) (CompiledModel: input checks, grad mode, output "
+        f"structure);\n  it runs the module under {calls['loader_mode']} (detected from its outputs), so "
+        f"loader/raw and overhead use '{baseline}'.\n"
+        "raw = the ScriptModule from <model>.load(), called under torch.no_grad() / torch.inference_mode();\n"
         "eager = nets.make_<model>() under torch.inference_mode()."
     )
+    if calls["profile"]:
+        print(calls["profile"])
 
 
 # ------------------------------------------------------------------------------------------------ main
