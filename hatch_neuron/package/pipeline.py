@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import platform
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,7 +102,9 @@ def build(root: Path, staging: Path, project_name: str | None, log: Callable[[st
     }
     models: dict[str, Any] = {}
     for model in plan.models:
+        start = time.perf_counter()
         result = compile_model(plan, model, artifact_dir)
+        worker_seconds = time.perf_counter() - start
         for warning in result["warnings"]:
             log(f"warning: {model.name}: {warning}")
         for target, artifact in result["artifacts"].items():
@@ -110,6 +113,7 @@ def build(root: Path, staging: Path, project_name: str | None, log: Callable[[st
             check = "verified against eager" if artifact["verified"] else "not verified (no device here)"
             size = _format_size(artifact["size"])
             log(f"{model.name} [{target}]: compiled in {seconds:.1f} s, {size}, {check}")
+        log(f"{model.name}: done in {worker_seconds:.1f} s (with the worker's start and its torch import)")
         models[model.name] = {
             "factory": model.settings.factory,
             "inputs": model.input_specs(),
