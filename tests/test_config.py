@@ -81,7 +81,7 @@ ERROR_CASES = [
         "tool.neuron.compiler_args",
         [
             "unknown key; allowed: compiler-args, load, models, module, neuron-target, package, "
-            "targets, timeout"
+            "placement, replicas, targets, timeout"
         ],
         "did you mean 'compiler-args'?",
         id="unknown-top-compiler_args",
@@ -99,7 +99,9 @@ ERROR_CASES = [
     pytest.param(
         with_model(fatcory="pkg:make"),
         f"{ENC}.fatcory",
-        ["unknown key; allowed: atol, factory, inputs, rtol"],
+        [
+            "unknown key; allowed: atol, batch-buckets, buckets, dynamic-batch, factory, inputs, output-dims, pad-value, rtol"
+        ],
         "did you mean 'factory'?",
         id="unknown-model-fatcory",
     ),

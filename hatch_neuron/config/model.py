@@ -45,6 +45,16 @@ def _positive_shape(shape: list[int]) -> str | None:
     return f"dimensions must be positive integers, got {bad[0]}" if bad else None
 
 
+def _bucket_sizes(sizes: list[int]) -> str | None:
+    if not sizes:
+        return "list at least one bucket size"
+    if any(size <= 0 for size in sizes):
+        return f"bucket sizes must be positive, got {sizes}"
+    if len(set(sizes)) != len(sizes):
+        return f"a bucket size is listed twice: {sizes}"
+    return None
+
+
 def _factory(value: str) -> str | None:
     if _FACTORY.match(value) and not any(keyword.iskeyword(p) for p in re.split(r"[.:]", value)):
         return None
@@ -127,6 +137,28 @@ class ModelSettings:
     """Absolute tolerance of that check. Default by output dtype: 1e-6 (float64), 1e-4 (float32),
     1e-2 (16-bit)."""
 
+    batch_buckets: list[int] | None = field(default=None, metadata={"check": _bucket_sizes})
+    """Batch sizes (dim 0) to compile one artifact each for, e.g. ``[1, 4, 8]``; the declared shapes give
+    the other dimensions. A call runs on the smallest bucket its batch fits in, padded with ``pad-value``,
+    and the outputs are trimmed back. Every input's dim 0 is the batch."""
+
+    dynamic_batch: bool = False
+    """Accept any batch size >= 1, with the semantics of ``torch_neuronx.dynamic_batch``: a batch larger
+    than the largest batch bucket is split into chunks of that size, the last one padded, and the outputs
+    are concatenated along dim 0. Without ``batch-buckets`` the declared dim 0 is the only bucket."""
+
+    buckets: dict[str, list[int]] = field(default_factory=dict)
+    """Buckets on other dimensions, by dimension index, e.g. ``{ 1 = [32, 64, 128] }`` for sequence
+    length. Applies to every input that has that dimension; one artifact per combination of buckets."""
+
+    pad_value: float = 0.0
+    """Value that pads inputs up to a bucket (cast to the input's dtype)."""
+
+    output_dims: dict[str, list[int]] = field(default_factory=dict)
+    """Only where the build cannot infer it: for output ``i`` (in flattened order), the bucketed input
+    dimension that each of its dimensions follows, or -1, e.g. ``{ 0 = [0, 1, -1] }``. By default an output
+    dimension follows a bucketed dimension when its size equals the bucket size in every artifact."""
+
     def validate(self, path: str) -> None:
         if not self.inputs:
             raise ConfigError(f"{path}.inputs", "a model needs at least one input")
@@ -134,6 +166,54 @@ class ModelSettings:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ConfigError(f"{path}.{name}", f"must be >= 0, got {value}")
+        batched = self.dynamic_batch or self.batch_buckets is not None
+        if batched and len({spec.shape[0] for spec in self.inputs}) > 1:
+            raise ConfigError(
+                f"{path}.inputs",
+                "batch buckets and dynamic batching need every input's dim 0 to be the batch, but the "
+                f"declared dim-0 sizes differ: {[spec.shape[0] for spec in self.inputs]}",
+            )
+        rank = max(len(spec.shape) for spec in self.inputs)
+        for key, sizes in self.buckets.items():
+            here = f"{path}.buckets.{key}"
+            if key == "0":
+                raise ConfigError(here, "dim 0 is the batch dimension", "use batch-buckets = [...] for it")
+            if not key.isdigit() or not 0 < int(key) < rank:
+                raise ConfigError(here, f"not a dimension index of the inputs (1 to {rank - 1})")
+            problem = _bucket_sizes(sizes)
+            if problem:
+                raise ConfigError(here, problem)
+        integer_input = any(spec.dtype in INTEGER_DTYPES or spec.dtype == "bool" for spec in self.inputs)
+        if integer_input and self.pad_value != int(self.pad_value):
+            raise ConfigError(
+                f"{path}.pad-value", f"integer inputs need an integer pad value, got {self.pad_value}"
+            )
+
+    def bucket_axes(self) -> dict[int, list[int]]:
+        """Bucketed dimension -> sorted sizes (dim 0 when batch-bucketed or dynamically batched)."""
+        axes = {int(key): sorted(sizes) for key, sizes in self.buckets.items()}
+        if self.batch_buckets is not None:
+            axes[0] = sorted(self.batch_buckets)
+        elif self.dynamic_batch:
+            axes[0] = [self.inputs[0].shape[0]]
+        return dict(sorted(axes.items()))
+
+
+@dataclass(frozen=True)
+class CorePlacement:
+    """A fixed range of NeuronCores (relative to the cores visible to the process)."""
+
+    start: int
+    """First NeuronCore."""
+
+    count: int = 1
+    """How many NeuronCores, from ``start``."""
+
+    def validate(self, path: str) -> None:
+        if self.start < 0:
+            raise ConfigError(f"{path}.start", f"must be >= 0, got {self.start}")
+        if self.count < 1:
+            raise ConfigError(f"{path}.count", f"must be >= 1, got {self.count}")
 
 
 @dataclass(frozen=True)
@@ -169,6 +249,16 @@ class NeuronSettings:
     """Seconds one model may take to import, trace, compile and verify before the build fails.
     ``HATCH_NEURON_TIMEOUT`` overrides it."""
 
+    placement: Literal["round-robin"] | CorePlacement = "round-robin"
+    """Where ``neuron`` artifacts load: ``"round-robin"`` (Neuron's default: each load takes the next
+    visible NeuronCore) or a table ``{ start = 0, count = 2 }`` pinning them to those cores (replica ``i``
+    on core ``start + i % count``). ``NEURON_RT_VISIBLE_CORES`` / ``NEURON_RT_NUM_CORES`` decide which cores
+    are visible. Ignored by portable targets."""
+
+    replicas: int = 1
+    """Copies of each model to load (one per NeuronCore on ``neuron``, one per thread on ``cpu``); chunks
+    of a dynamically batched call run on them concurrently."""
+
     def validate(self, path: str) -> None:
         if not self.models:
             raise ConfigError(
@@ -178,6 +268,8 @@ class NeuronSettings:
             raise ConfigError(f"{path}.targets", f"list at least one target; allowed: {', '.join(TARGETS)}")
         if len(set(self.targets)) != len(self.targets):
             raise ConfigError(f"{path}.targets", f"a target is listed twice: {self.targets}")
+        if self.replicas < 1:
+            raise ConfigError(f"{path}.replicas", f"must be >= 1, got {self.replicas}")
         if self.timeout <= 0:
             raise ConfigError(f"{path}.timeout", f"must be > 0 seconds, got {self.timeout}")
         lowered: dict[str, str] = {}

@@ -53,9 +53,18 @@ def convert(tp: Any, value: Any, path: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
         options = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None:
-            return None
-        return convert(options[0], value, path) if len(options) == 1 else value
+        if len(options) == 1:
+            return convert(options[0], value, path)
+        tables = [o for o in options if dataclasses.is_dataclass(o)]
+        if isinstance(value, dict) and tables:
+            return convert(tables[0], value, path)
+        others = [o for o in options if not dataclasses.is_dataclass(o)]
+        try:
+            return convert(others[0], value, path)
+        except ConfigError as exc:
+            if not tables:
+                raise
+            raise ConfigError(path, f"{exc.message}, or {_type_name(tables[0])}", exc.hint) from None
     if origin is Literal:
         allowed = typing.get_args(tp)
         if value not in allowed or not isinstance(value, str):
