@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from .inspection import inspect_path, render
+from .inspection import all_artifacts, inspect_path, render
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,9 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hatch-neuron: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(reports, indent=2, sort_keys=True) if args.json else render(reports))
-    bad = any(
-        not a["sha256_ok"] for r in reports for m in r["models"].values() for a in m["artifacts"].values()
-    )
+    bad = any(not a["sha256_ok"] for report in reports for a in all_artifacts(report))
     return 1 if bad else 0
 
 

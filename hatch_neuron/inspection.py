@@ -36,6 +36,12 @@ def _from_folder(folder: Path) -> Iterator[tuple[str, dict[str, Any], dict[str, 
         yield str(manifest_path), manifest, files
 
 
+def all_artifacts(manifest: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for model in manifest["models"].values():
+        for entries in model["artifacts"].values():
+            yield from entries
+
+
 def inspect_path(target: str) -> list[dict[str, Any]]:
     """Every manifest found in ``target`` (a wheel, a package folder, a folder of packages, or an importable
     package name), each artifact annotated with ``present`` and ``sha256_ok``."""
@@ -53,13 +59,12 @@ def inspect_path(target: str) -> list[dict[str, Any]]:
         found = _from_folder(Path(next(iter(spec.submodule_search_locations))))
     reports = []
     for where, manifest, files in found:
-        for model in manifest["models"].values():
-            for artifact in model["artifacts"].values():
-                data = files.get(artifact["file"])
-                artifact["present"] = data is not None
-                artifact["sha256_ok"] = (
-                    data is not None and hashlib.sha256(data).hexdigest() == artifact["sha256"]
-                )
+        for artifact in all_artifacts(manifest):
+            data = files.get(artifact["file"])
+            artifact["present"] = data is not None
+            artifact["sha256_ok"] = (
+                data is not None and hashlib.sha256(data).hexdigest() == artifact["sha256"]
+            )
         reports.append({"source": where, **manifest})
     if not reports:
         raise LookupError(f"{target}: no {SUFFIX} found (was it built with hatch-neuron?)")
@@ -93,17 +98,31 @@ def render(reports: list[dict[str, Any]]) -> str:
             f"  compiler args: {' '.join(report['compiler_args']) or '-'}   neuron target: "
             f"{report['neuron_target'] or '-'}",
         ]
+        placement = report.get("placement", "round-robin")
+        if isinstance(placement, dict):
+            placement = f"NeuronCores {placement['start']}..{placement['start'] + placement['count'] - 1}"
+        lines.append(f"  placement: {placement}   replicas: {report.get('replicas', 1)}")
         for name, model in report["models"].items():
             lines.append(f"  model {name}  ({model['factory']})")
             lines += [f"    input {i}: {_spec(s)}" for i, s in enumerate(model["inputs"])]
             lines += [f"    output {i}: {_spec(s)}" for i, s in enumerate(model["outputs"]["specs"])]
-            for target, artifact in model["artifacts"].items():
-                state = (
-                    "ok" if artifact["sha256_ok"] else ("MISSING" if not artifact["present"] else "MISMATCH")
-                )
-                verified = "verified vs eager" if artifact["verified"] else "not verified"
-                lines.append(
-                    f"    {target:<7} {artifact['file']}  {_size(artifact['size'])}  "
-                    f"sha256 {artifact['sha256']} ({state})  {verified}"
-                )
+            buckets = model.get("buckets") or {}
+            if buckets or model.get("dynamic_batch"):
+                text = "; ".join(f"dim {d}: {', '.join(map(str, sizes))}" for d, sizes in buckets.items())
+                dynamic = "yes" if model.get("dynamic_batch") else "no"
+                pad = model.get("pad_value", 0)
+                lines.append(f"    buckets: {text or '-'}   dynamic batch: {dynamic}   pad value: {pad:g}")
+            for target, entries in model["artifacts"].items():
+                for artifact in entries:
+                    state = (
+                        "ok"
+                        if artifact["sha256_ok"]
+                        else ("MISSING" if not artifact["present"] else "MISMATCH")
+                    )
+                    verified = "verified vs eager" if artifact["verified"] else "not verified"
+                    native = "  torch_neuronx.dynamic_batch" if artifact.get("dynamic_batch") else ""
+                    lines.append(
+                        f"    {target:<7} {artifact['file']}  {_size(artifact['size'])}  "
+                        f"sha256 {artifact['sha256']} ({state})  {verified}{native}"
+                    )
     return "\n".join(lines)

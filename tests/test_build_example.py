@@ -74,7 +74,7 @@ def test_wheel_contents_and_metadata(example_cpu_wheel: Path) -> None:
         "dict": [["last_hidden_state", "T"], ["pooled", "T"]]
     }
     for model in manifest["models"].values():
-        artifact = model["artifacts"]["cpu"]
+        (artifact,) = model["artifacts"]["cpu"]
         assert artifact["verified"] is True and artifact["format"] == "torchscript"
         assert len(artifact["sha256"]) == 64 and artifact["size"] > 0
     assert "load('example_models', 'encoder', lazy=False)" in generated
@@ -207,7 +207,7 @@ def test_inspect_wheel_and_installed_package(example_cpu_wheel: Path, example_cp
     (report,) = as_json
     assert report["package"] == "example_models" and report["targets"] == ["cpu"]
     encoder = report["models"]["encoder"]
-    assert encoder["artifacts"]["cpu"]["sha256_ok"] is True
+    assert encoder["artifacts"]["cpu"][0]["sha256_ok"] is True
     assert encoder["inputs"][1]["shape"] == [1, 16]
     missing = run([sys.executable, "-m", "hatch_neuron", "inspect", "/nonexistent.whl"], check=False)
     assert missing.returncode == 2 and "not a wheel" in missing.stderr

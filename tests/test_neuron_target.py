@@ -81,9 +81,9 @@ def test_manifest_records_neuron_artifacts_unverified(
     assert manifest["targets"] == ["neuron", "cpu"]
     assert manifest["built_with"]["torch-neuronx"] == "2.13.0.2.99.0+testdouble"
     for model in manifest["models"].values():
-        assert model["artifacts"]["neuron"]["verified"] is False  # no Neuron device here
-        assert model["artifacts"]["neuron"]["compiler_args"] == ["--optlevel", "2", "--target", "inf2"]
-        assert model["artifacts"]["cpu"]["verified"] is True
+        assert model["artifacts"]["neuron"][0]["verified"] is False  # no Neuron device here
+        assert model["artifacts"]["neuron"][0]["compiler_args"] == ["--optlevel", "2", "--target", "inf2"]
+        assert model["artifacts"]["cpu"][0]["verified"] is True
     # multi-target wheels stay installable without torch-neuronx (the cpu artifacts run anywhere)
     assert "torch-neuronx" not in metadata
     assert "conv [neuron]: compiled in" in output and "not verified (no device here)" in output

@@ -58,7 +58,7 @@ CHECK = """
     import json, torch
     import demo_pkg.models as models
     from demo_pkg import nets
-    state = {name: getattr(models, name)._module is None for name in models.__all__}
+    state = {name: not getattr(models, name).loaded for name in models.__all__}
     x, y = torch.rand(2, 3), torch.rand(2, 3)
     got, want = models.pair(x, y), nets.pair(x, y)
     keep = torch.rand(4, 5) > 0.5

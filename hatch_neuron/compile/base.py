@@ -20,6 +20,9 @@ class TargetOptions:
 
     compiler_args: list[str] = field(default_factory=list)
     neuron_target: str | None = None
+    #: The model is dynamically batched and has one artifact per target: targets with a native dynamic
+    #: batching (``torch_neuronx.dynamic_batch``) apply it; the others leave it to the loader.
+    dynamic_batch: bool = False
 
 
 @dataclass

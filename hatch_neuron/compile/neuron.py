@@ -67,7 +67,11 @@ class NeuronTarget(CompileTarget):
         if not neuron_device_present() and "cpu_backend" in inspect.signature(torch_neuronx.trace).parameters:
             kwargs["cpu_backend"] = True
         traced = torch_neuronx.trace(module, example_inputs, **kwargs)
-        return Compiled(traced, {"compiler_args": args, "cpu_backend": kwargs.get("cpu_backend", False)})
+        details = {"compiler_args": args, "cpu_backend": kwargs.get("cpu_backend", False)}
+        if options.dynamic_batch:
+            traced = torch_neuronx.dynamic_batch(traced)
+            details["dynamic_batch"] = "torch_neuronx"
+        return Compiled(traced, details)
 
     def can_verify(self) -> bool:
         return neuron_device_present()

@@ -26,16 +26,26 @@ def _request(plan: BuildPlan, model: ModelPlan, out_dir: Path, work_root: Path) 
     return {
         "model": model.name,
         "factory": model.settings.factory,
-        "inputs": model.input_specs(),
         "rtol": model.settings.rtol,
         "atol": model.settings.atol,
         "sys_path": [str(p) for p in plan.import_paths],
-        "options": asdict(TargetOptions(settings.compiler_args, settings.neuron_target)),
+        "options": asdict(
+            TargetOptions(
+                settings.compiler_args,
+                settings.neuron_target,
+                dynamic_batch=model.settings.dynamic_batch and len(model.buckets()) == 1,
+            )
+        ),
+        "axes": {str(dim): sizes for dim, sizes in model.settings.bucket_axes().items()},
+        "dynamic_batch": model.settings.dynamic_batch,
+        "output_dims": model.settings.output_dims,
         "jobs": [
             {
                 "target": job.target,
+                "bucket": [list(pair) for pair in job.bucket],
+                "inputs": model.input_specs(job.bucket),
                 "path": str(out_dir / job.artifact),
-                "workdir": str(work_root / job.target),
+                "workdir": str(work_root / job.artifact),
             }
             for job in model.jobs
         ],

@@ -24,6 +24,7 @@ from ..runtime.pytree import flatten
 from ..runtime.targets import load_artifact
 from . import TargetOptions, get_target
 from .inputs import CHECK_SEED, TRACE_SEED, make_inputs
+from .output_dims import OutputDimsError, output_dims
 from .verify import MismatchError, compare
 
 
@@ -93,19 +94,33 @@ def _format_warning(w: warnings.WarningMessage) -> str:
     return f"{w.filename}:{w.lineno}: {w.category.__name__}: {w.message}"
 
 
+def _spec_of(tensors: list[torch.Tensor]) -> list[dict[str, Any]]:
+    return [{"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")} for t in tensors]
+
+
 def run(request: dict[str, Any]) -> dict[str, Any]:
-    name, specs = request["model"], request["inputs"]
+    name = request["model"]
     torch.manual_seed(0)  # factories that initialise weights randomly get the same weights every build
     model = build_model(request["factory"])
-    example, check = make_inputs(specs, TRACE_SEED), make_inputs(specs, CHECK_SEED)
-    with torch.no_grad():
-        eager_example, tree = flatten(model(*example))
-        eager_check, _ = flatten(model(*check))
     wrapper = FlatOutputs(model).eval()
     options = TargetOptions(**request["options"])
-    artifacts: dict[str, Any] = {}
+    artifacts: dict[str, list[dict[str, Any]]] = {}
+    eager_by_bucket: dict[str, Any] = {}
     found_warnings: list[str] = []
+    tree = None
     for job in request["jobs"]:
+        specs, bucket = job["inputs"], {int(dim): size for dim, size in job["bucket"]}
+        key = json.dumps(job["bucket"])
+        if key not in eager_by_bucket:
+            example, check = make_inputs(specs, TRACE_SEED), make_inputs(specs, CHECK_SEED)
+            with torch.no_grad():
+                eager_example, job_tree = flatten(model(*example))
+                eager_check, _ = flatten(model(*check))
+            if tree is not None and job_tree != tree:
+                raise ModelError(f"the output structure changes with the bucket: {tree} vs {job_tree}")
+            tree = job_tree
+            eager_by_bucket[key] = (example, check, eager_example, eager_check)
+        example, check, eager_example, eager_check = eager_by_bucket[key]
         target = get_target(job["target"])
         path, workdir = Path(job["path"]), Path(job["workdir"])
         workdir.mkdir(parents=True, exist_ok=True)
@@ -124,37 +139,44 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         verified = target.can_verify()
         if verified:
             loaded = load_artifact(job["target"], path.read_bytes(), {})
+            where = f"target {job['target']}" + (f", bucket {bucket}" if bucket else "")
             with torch.no_grad():
                 for inputs, eager, label in (
                     (example, eager_example, "example inputs"),
                     (check, eager_check, "second input set, seed 1"),
                 ):
-                    compare(
-                        name,
-                        eager,
-                        list(loaded(*inputs)),
-                        request["rtol"],
-                        request["atol"],
-                        f"target {job['target']}, {label}",
-                    )
-        artifacts[job["target"]] = {
-            "file": path.name,
-            "format": target.artifact_format,
-            "sha256": sha256_file(path),
-            "size": path.stat().st_size,
-            "verified": verified,
-            "seconds": round(time.perf_counter() - start, 3),
-            "toolchain": target.toolchain(),
-            **compiled.details,
-        }
+                    got = list(loaded(*inputs))
+                    compare(name, eager, got, request["rtol"], request["atol"], f"{where}, {label}")
+        artifacts.setdefault(job["target"], []).append(
+            {
+                "bucket": {str(dim): size for dim, size in bucket.items()},
+                "file": path.name,
+                "format": target.artifact_format,
+                "sha256": sha256_file(path),
+                "size": path.stat().st_size,
+                "verified": verified,
+                "input_shapes": [spec["shape"] for spec in specs],
+                "output_shapes": [list(t.shape) for t in eager_example],
+                "seconds": round(time.perf_counter() - start, 3),
+                "toolchain": target.toolchain(),
+                **compiled.details,
+            }
+        )
+    first = next(iter(artifacts.values()))
+    axes = {int(dim): sizes for dim, sizes in request["axes"].items()}
+    try:
+        dims = output_dims(
+            axes,
+            [({int(d): n for d, n in a["bucket"].items()}, a["output_shapes"]) for a in first],
+            request["output_dims"],
+            request["dynamic_batch"],
+        )
+    except OutputDimsError as exc:
+        raise ModelError(str(exc)) from None
+    _, _, eager_example, _ = next(iter(eager_by_bucket.values()))
     return {
         "ok": True,
-        "outputs": {
-            "tree": tree,
-            "specs": [
-                {"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")} for t in eager_example
-            ],
-        },
+        "outputs": {"tree": tree, "specs": _spec_of(eager_example), "dims": dims},
         "artifacts": artifacts,
         "warnings": found_warnings,
     }

@@ -10,7 +10,7 @@ import json
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -107,12 +107,15 @@ def build(root: Path, staging: Path, project_name: str | None, log: Callable[[st
         worker_seconds = time.perf_counter() - start
         for warning in result["warnings"]:
             log(f"warning: {model.name}: {warning}")
-        for target, artifact in result["artifacts"].items():
-            seconds = artifact.pop("seconds")
-            built_with.update(artifact.pop("toolchain"))
-            check = "verified against eager" if artifact["verified"] else "not verified (no device here)"
-            size = _format_size(artifact["size"])
-            log(f"{model.name} [{target}]: compiled in {seconds:.1f} s, {size}, {check}")
+        for target, entries in result["artifacts"].items():
+            for artifact in entries:
+                seconds = artifact.pop("seconds")
+                built_with.update(artifact.pop("toolchain"))
+                check = "verified against eager" if artifact["verified"] else "not verified (no device here)"
+                size = _format_size(artifact["size"])
+                bucket = " ".join(f"dim{d}={n}" for d, n in artifact["bucket"].items())
+                label = f"{target} {bucket}" if bucket else target
+                log(f"{model.name} [{label}]: compiled in {seconds:.1f} s, {size}, {check}")
         log(f"{model.name}: done in {worker_seconds:.1f} s (with the worker's start and its torch import)")
         models[model.name] = {
             "factory": model.settings.factory,
@@ -120,6 +123,9 @@ def build(root: Path, staging: Path, project_name: str | None, log: Callable[[st
             "outputs": result["outputs"],
             "rtol": model.settings.rtol,
             "atol": model.settings.atol,
+            "buckets": {str(dim): sizes for dim, sizes in model.settings.bucket_axes().items()},
+            "dynamic_batch": model.settings.dynamic_batch,
+            "pad_value": model.settings.pad_value,
             "artifacts": result["artifacts"],
         }
     manifest = {
@@ -130,6 +136,10 @@ def build(root: Path, staging: Path, project_name: str | None, log: Callable[[st
         "targets": list(settings.targets),
         "compiler_args": list(settings.compiler_args),
         "neuron_target": settings.neuron_target,
+        "placement": settings.placement
+        if isinstance(settings.placement, str)
+        else asdict(settings.placement),
+        "replicas": settings.replicas,
         "built_with": built_with,
         "models": models,
     }

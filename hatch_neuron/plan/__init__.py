@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, ModelSettings, NeuronSettings
 
+#: A bucket: (dimension, size) pairs, one per bucketed dimension; () for a model without buckets.
+Bucket = tuple[tuple[int, int], ...]
+
 
 @dataclass(frozen=True)
 class CompileJob:
-    """One artifact: a model compiled for a target."""
+    """One artifact: a model compiled for a target at one bucket."""
 
     model: str
     target: str
+    bucket: Bucket = ()
 
     @property
     def artifact(self) -> str:
-        return f"{self.model}.{self.target}.pt"
+        sizes = "".join(f".d{dim}-{size}" for dim, size in self.bucket)
+        return f"{self.model}.{self.target}{sizes}.pt"
 
 
 @dataclass(frozen=True)
@@ -27,12 +33,21 @@ class ModelPlan:
     settings: ModelSettings
     jobs: tuple[CompileJob, ...]
 
-    def input_specs(self) -> list[dict[str, Any]]:
+    def buckets(self) -> list[Bucket]:
+        """Every combination of the bucketed dimensions' sizes (one ``()`` when nothing is bucketed)."""
+        axes = self.settings.bucket_axes()
+        return [tuple(zip(axes, sizes, strict=True)) for sizes in itertools.product(*axes.values())]
+
+    def input_specs(self, bucket: Bucket = ()) -> list[dict[str, Any]]:
         """The declared inputs as plain data, with the default bounds filled in."""
         specs = []
         for spec in self.settings.inputs:
             low, high = spec.bounds()
-            specs.append({"shape": list(spec.shape), "dtype": spec.dtype, "low": low, "high": high})
+            shape = list(spec.shape)
+            for dim, size in bucket:
+                if dim < len(shape):
+                    shape[dim] = size
+            specs.append({"shape": shape, "dtype": spec.dtype, "low": low, "high": high})
         return specs
 
 
@@ -75,8 +90,9 @@ def infer_package(root: Path, project_name: str | None) -> str:
 
 def make_plan(settings: NeuronSettings, root: Path, project_name: str | None = None) -> BuildPlan:
     package = settings.package or infer_package(root, project_name)
-    models = tuple(
-        ModelPlan(name, model, tuple(CompileJob(name, target) for target in settings.targets))
-        for name, model in settings.models.items()
-    )
-    return BuildPlan(settings, package, import_paths(root), models)
+    models = []
+    for name, model in settings.models.items():
+        plan = ModelPlan(name, model, ())
+        jobs = tuple(CompileJob(name, t, bucket) for t in settings.targets for bucket in plan.buckets())
+        models.append(ModelPlan(name, model, jobs))
+    return BuildPlan(settings, package, import_paths(root), tuple(models))

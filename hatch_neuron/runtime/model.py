@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
 
+from .batching import ShapePolicy
 from .manifest import read_artifact, read_manifest
 from .pytree import unflatten
-from .targets import Selection, load_artifact, select_target
+from .targets import Selection, core_for_replica, load_artifact, select_target
 
 _selections: dict[str, Selection] = {}
 
@@ -22,11 +25,12 @@ def selection(package: str) -> Selection:
 
 
 class CompiledModel:
-    """A compiled model with Neuron's fixed input shapes and dtypes enforced on every target.
+    """A compiled model with Neuron's shape rules enforced on every target.
 
-    Calling it checks the inputs against the declared specs, runs the artifact and returns outputs in
-    the structure the eager model returned (tensor, tuple, list or dict). Every target loaded here
-    returns CPU tensors (a Neuron traced module copies its outputs back to the host itself).
+    Calling it checks the inputs against the declared specs (fixed shapes and dtypes; buckets and dynamic
+    batching where the project declared them), runs the artifacts and returns outputs in the structure
+    the eager model returned (tensor, tuple, list or dict). Every target loaded here returns CPU tensors
+    (a Neuron traced module copies its outputs back to the host itself).
     """
 
     def __init__(self, package: str, name: str, *, lazy: bool = False) -> None:
@@ -39,56 +43,108 @@ class CompiledModel:
         self.name = name
         self.target = selection(package).target
         entry = manifest["models"][name]
-        self._artifact = entry["artifacts"][self.target]
+        axes = {int(dim): sizes for dim, sizes in entry.get("buckets", {}).items()}
+        self._artifacts = {
+            tuple(artifact["bucket"][str(dim)] for dim in axes): artifact
+            for artifact in entry["artifacts"][self.target]
+        }
+        native = any(a.get("dynamic_batch") == "torch_neuronx" for a in self._artifacts.values())
+        self.policy = ShapePolicy(
+            name,
+            [spec["shape"] for spec in entry["inputs"]],
+            [getattr(torch, spec["dtype"]) for spec in entry["inputs"]],
+            axes,
+            dynamic_batch=entry.get("dynamic_batch", False),
+            native_dynamic_batch=native,
+            output_dims=entry["outputs"].get("dims"),
+            pad_value=entry.get("pad_value", 0.0),
+        )
+        self.input_shapes = self.policy.shapes
+        self.input_dtypes = self.policy.dtypes
+        self.replicas: int = manifest.get("replicas", 1)
+        self._placement = manifest.get("placement", "round-robin")
         self._tree = entry["outputs"]["tree"]
-        self.input_shapes = [tuple(spec["shape"]) for spec in entry["inputs"]]
-        self.input_dtypes = [getattr(torch, spec["dtype"]) for spec in entry["inputs"]]
-        self._module: Any = None
+        self._modules: dict[tuple[int, ...], list[Any]] | None = None
+        self._single: Any = None  # the one module of a model without buckets or replicas: the fast path
         self._lock = threading.Lock()
+        self._turn = itertools.count()
+        self._pool: ThreadPoolExecutor | None = None
         if not lazy:
             self.load()
 
     def load(self) -> Any:
-        """Load (once) and return the underlying module; verifies the artifact's sha256 first."""
+        """Load (once) every artifact and replica, checking each artifact's sha256 first; return the
+        module of the first bucket's first replica (the raw module, for a model without buckets)."""
         with self._lock:
-            if self._module is None:
-                data = read_artifact(self.package, self._artifact["file"], self._artifact["sha256"])
-                self._module = load_artifact(self.target, data, read_manifest(self.package))
-        return self._module
+            if self._modules is None:
+                manifest = read_manifest(self.package)
+                modules = {}
+                for key, artifact in self._artifacts.items():
+                    data = read_artifact(self.package, artifact["file"], artifact["sha256"])
+                    modules[key] = [
+                        load_artifact(self.target, data, manifest, core_for_replica(self._placement, i))
+                        for i in range(self.replicas)
+                    ]
+                if not self.policy.axes and self.replicas == 1:
+                    self._single = modules[()][0]
+                self._modules = modules
+        return next(iter(self._modules.values()))[0]
 
-    def check_inputs(self, args: tuple[Any, ...]) -> None:
-        if len(args) != len(self.input_shapes):
-            raise TypeError(f"{self.name}: takes {len(self.input_shapes)} input(s), got {len(args)}")
-        specs = zip(args, self.input_shapes, self.input_dtypes, strict=True)
-        for index, (arg, shape, dtype) in enumerate(specs):
-            if not isinstance(arg, torch.Tensor):
-                raise TypeError(
-                    f"{self.name}: input {index} must be a torch.Tensor, got {type(arg).__name__}"
-                )
-            if arg.dtype != dtype:
-                raise TypeError(
-                    f"{self.name}: input {index} has dtype {arg.dtype}, expected {dtype} "
-                    "(compiled dtypes are fixed; convert with .to())"
-                )
-            if arg.shape != shape:
-                raise ValueError(
-                    f"{self.name}: input {index} has shape {list(arg.shape)}, expected {list(shape)} "
-                    "(compiled shapes are fixed)"
-                )
+    @property
+    def loaded(self) -> bool:
+        """Whether the artifacts are loaded (always after construction, unless ``lazy``)."""
+        return self._modules is not None
+
+    def check_inputs(self, args: tuple[Any, ...]) -> dict[int, int]:
+        return self.policy.check(args)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if kwargs:
             raise TypeError(f"{self.name}: takes positional inputs only, got keywords {sorted(kwargs)}")
-        self.check_inputs(args)
-        module = self._module if self._module is not None else self.load()
-        # no_grad rather than inference_mode: callers may modify the outputs in place afterwards.
+        sizes = self.policy.check(args)
+        if self._modules is None:
+            self.load()
+        if self._single is not None:
+            # no_grad rather than inference_mode: callers may modify the outputs in place afterwards.
+            with torch.no_grad():
+                flat = self._single(*args)
+            return flat[0] if self._tree == "T" else unflatten(flat, self._tree)
+        pieces = self.policy.pieces(sizes, self.replicas)
+        if len(pieces) == 1:
+            flat = self._run(args, sizes, next(self._turn) % self.replicas)
+        else:
+            flat = self._run_pieces(args, sizes, pieces)
+        return flat[0] if self._tree == "T" else unflatten(flat, self._tree)
+
+    def _run(self, args: Any, sizes: dict[int, int], replica: int) -> list[torch.Tensor]:
+        bucket = self.policy.bucket(sizes)
+        module = self._modules[bucket][replica]  # type: ignore[index]
         with torch.no_grad():
-            flat = module(*args)
-        if self._tree == "T":  # the common case, kept off the generic path
-            return flat[0]
-        return unflatten(flat, self._tree)
+            flat = module(*self.policy.pad(args, bucket))
+        return self.policy.trim(flat, sizes)
+
+    def _run_pieces(
+        self, args: Any, sizes: dict[int, int], pieces: list[tuple[int, int]]
+    ) -> list[torch.Tensor]:
+        def run_group(replica: int) -> list[tuple[int, list[torch.Tensor]]]:
+            done = []
+            for index in range(replica, len(pieces), self.replicas):
+                start, stop = pieces[index]
+                part = [arg[start:stop] for arg in args]
+                done.append((index, self._run(part, {**sizes, 0: stop - start}, replica)))
+            return done
+
+        if self.replicas == 1:
+            results = run_group(0)
+        else:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.replicas, thread_name_prefix=f"hatch-neuron-{self.name}")
+            groups = self._pool.map(run_group, range(min(self.replicas, len(pieces))))
+            results = sorted((item for group in groups for item in group), key=lambda item: item[0])
+        outputs = [flat for _, flat in results]
+        return [torch.cat([out[leaf] for out in outputs]) for leaf in range(len(outputs[0]))]
 
     def __repr__(self) -> str:
-        specs = zip(self.input_shapes, self.input_dtypes, strict=True)
+        specs = zip(self.input_shapes, self.input_dtypes or [], strict=True)
         shapes = ", ".join(f"{list(s)}:{str(d).removeprefix('torch.')}" for s, d in specs)
         return f"<CompiledModel {self.package}.{self.name} target={self.target} inputs=({shapes})>"

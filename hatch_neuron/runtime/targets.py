@@ -84,13 +84,46 @@ def select_target(package: str, manifest: dict[str, Any]) -> Selection:
     )
 
 
-def load_artifact(target: str, data: bytes, manifest: dict[str, Any]) -> Any:
-    """Load one artifact's bytes as a callable module."""
-    if target == "neuron":
-        try:
-            importlib.import_module("torch_neuronx")  # registers the neuron:: ops that the archive uses
-        except ImportError as exc:
-            raise ImportError(
-                f"loading a neuron artifact needs torch_neuronx: {_neuron_install_hint(manifest)}"
-            ) from exc
-    return torch.jit.load(io.BytesIO(data), map_location="cpu" if target == "cpu" else None)
+def visible_core_count() -> int | None:
+    """NeuronCores this process may use per NEURON_RT_VISIBLE_CORES / NEURON_RT_NUM_CORES (None: all)."""
+    visible = os.environ.get("NEURON_RT_VISIBLE_CORES", "").strip()
+    if visible:
+        count = 0
+        for part in visible.split(","):
+            low, _, high = part.partition("-")
+            count += int(high or low) - int(low) + 1
+        return count
+    number = os.environ.get("NEURON_RT_NUM_CORES", "").strip()
+    return int(number) if number and int(number) > 0 else None
+
+
+def core_for_replica(placement: str | dict[str, int], replica: int) -> int | None:
+    """The NeuronCore (relative to the visible ones) that replica ``replica`` is pinned to, or None for
+    Neuron's round-robin placement."""
+    if placement == "round-robin" or isinstance(placement, str):
+        return None
+    start, count = placement["start"], placement["count"]
+    visible = visible_core_count()
+    if visible is not None and start + count > visible:
+        raise ValueError(
+            f"placement {{start = {start}, count = {count}}} needs NeuronCores {start}..{start + count - 1}, "
+            f"but this process sees {visible} (NEURON_RT_VISIBLE_CORES / NEURON_RT_NUM_CORES)"
+        )
+    return start + replica % count
+
+
+def load_artifact(target: str, data: bytes, manifest: dict[str, Any], core: int | None = None) -> Any:
+    """Load one artifact's bytes as a callable module (a ``neuron`` one onto ``core`` when given)."""
+    if target != "neuron":
+        return torch.jit.load(io.BytesIO(data), map_location="cpu")
+    try:
+        importlib.import_module("torch_neuronx")  # registers the neuron:: ops
+    except ImportError as exc:
+        raise ImportError(
+            f"loading a neuron artifact needs torch_neuronx: {_neuron_install_hint(manifest)}"
+        ) from exc
+    if core is None:
+        return torch.jit.load(io.BytesIO(data))  # Neuron places it on the next core, round-robin
+    experimental = importlib.import_module("torch_neuronx.experimental")
+    with experimental.neuron_cores_context(start_nc=core, nc_count=1):
+        return torch.jit.load(io.BytesIO(data))
