@@ -7,3 +7,12 @@ built packages import; it depends on torch and the standard library only).
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # Lazy, so that importing the build plugin does not import torch.
+    if name == "dynamic_batch":
+        from .runtime.dynamic import dynamic_batch
+
+        return dynamic_batch
+    raise AttributeError(f"module 'hatch_neuron' has no attribute {name!r}")

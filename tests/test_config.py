@@ -100,7 +100,8 @@ ERROR_CASES = [
         with_model(fatcory="pkg:make"),
         f"{ENC}.fatcory",
         [
-            "unknown key; allowed: atol, batch-buckets, buckets, dynamic-batch, factory, inputs, output-dims, pad-value, rtol"
+            "unknown key; allowed: atol, batch-buckets, buckets, dynamic-batch, factory, inputs, "
+            "output-dims, pad-value, rtol"
         ],
         "did you mean 'factory'?",
         id="unknown-model-fatcory",

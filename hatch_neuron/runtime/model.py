@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -22,6 +23,16 @@ def selection(package: str) -> Selection:
     if package not in _selections:
         _selections[package] = select_target(package, read_manifest(package))
     return _selections[package]
+
+
+def replica_count(manifest: dict[str, Any]) -> int:
+    """``replicas`` of the build, unless ``HATCH_NEURON_REPLICAS`` says otherwise for this process."""
+    override = os.environ.get("HATCH_NEURON_REPLICAS", "").strip()
+    if not override:
+        return manifest.get("replicas", 1)
+    if not override.isdigit() or int(override) < 1:
+        raise ValueError(f"HATCH_NEURON_REPLICAS={override!r}: expected a whole number >= 1")
+    return int(override)
 
 
 class CompiledModel:
@@ -61,7 +72,7 @@ class CompiledModel:
         )
         self.input_shapes = self.policy.shapes
         self.input_dtypes = self.policy.dtypes
-        self.replicas: int = manifest.get("replicas", 1)
+        self.replicas = replica_count(manifest)
         self._placement = manifest.get("placement", "round-robin")
         self._tree = entry["outputs"]["tree"]
         self._modules: dict[tuple[int, ...], list[Any]] | None = None

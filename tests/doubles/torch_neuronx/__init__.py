@@ -5,16 +5,21 @@ documented call contract of ``torch_neuronx.trace`` (see shared/seed): ``func`` 
 ``example_inputs`` a tensor or tuple of tensors, keyword-only ``compiler_workdir`` (str) and
 ``compiler_args`` (str or list of str). It records each call as a JSON line in the file named by
 ``TORCH_NEURONX_DOUBLE_LOG`` and returns ``torch.jit.trace(func, example_inputs)``, so the artifact it
-produces runs on the CPU. ``dynamic_batch`` is not provided yet.
+produces runs on the CPU. ``dynamic_batch`` wraps a traced module in a scripted module that implements
+the documented semantics (chunks of the traced batch size along dim 0, last one zero-padded, outputs
+concatenated and trimmed, ValueError on a non-0 dimension change or on differing dim-0 sizes).
+``experimental.neuron_cores_context`` records the placement it is asked for.
 
 ``TORCH_NEURONX_DOUBLE_CPU_BACKEND=1`` makes ``trace`` also accept ``cpu_backend`` like newer SDKs.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import torch
@@ -55,9 +60,9 @@ def _trace(func, example_inputs, *, compiler_workdir=None, compiler_args=None, c
         (Path(compiler_workdir) / "graph.neff.testdouble").write_text(
             "not a NEFF: produced by a test double\n"
         )
-    log = os.environ.get("TORCH_NEURONX_DOUBLE_LOG")
-    if log:
+    if os.environ.get("TORCH_NEURONX_DOUBLE_LOG"):
         record = {
+            "call": "trace",
             "func": type(func).__name__,
             "example_inputs": [
                 list(t.shape)
@@ -67,9 +72,81 @@ def _trace(func, example_inputs, *, compiler_workdir=None, compiler_args=None, c
             "compiler_args": compiler_args,
             "cpu_backend": cpu_backend,
         }
+        log_call(record)
+    return torch.jit.trace(func, example_inputs)
+
+
+def log_call(record: dict) -> None:
+    log = os.environ.get("TORCH_NEURONX_DOUBLE_LOG")
+    if log:
         with open(log, "a") as f:
             f.write(json.dumps(record) + "\n")
-    return torch.jit.trace(func, example_inputs)
+
+
+_DYNAMIC_BATCH = """
+import torch
+from typing import List, Tuple
+
+
+class DynamicBatch(torch.nn.Module):
+    def __init__(self, inner: torch.nn.Module, batch: int, shapes: List[List[int]]):
+        super().__init__()
+        self.inner = inner
+        self.batch = batch
+        self.shapes = shapes
+
+    def forward(self, {params}) -> Tuple[{out_types}]:
+        inputs: List[torch.Tensor] = [{names}]
+        n = inputs[0].shape[0]
+        for i in range(len(inputs)):
+            if inputs[i].shape[0] != n:
+                raise ValueError("dynamic_batch: the inputs' dim-0 sizes differ")
+            if inputs[i].shape[1:] != self.shapes[i][1:]:
+                raise ValueError("dynamic_batch: a non-0 dimension differs from the traced shape")
+        outs: List[List[torch.Tensor]] = [[] for _ in range({outputs})]
+        start = 0
+        while start < n:
+            stop = min(start + self.batch, n)
+            chunk: List[torch.Tensor] = []
+            for t in inputs:
+                part = t[start:stop]
+                if stop - start < self.batch:
+                    pad = torch.zeros([self.batch - (stop - start)] + part.shape[1:], dtype=part.dtype)
+                    part = torch.cat([part, pad])
+                chunk.append(part)
+            result = self.inner({chunk})
+{appends}
+            start = stop
+        return ({cats},)
+"""
+
+
+def dynamic_batch(neuron_script):
+    """Documented semantics, in TorchScript so that it survives torch.jit.save / torch.jit.load."""
+    graph_inputs = list(neuron_script.graph.inputs())[1:]
+    shapes = [list(i.type().sizes()) for i in graph_inputs]
+    outputs = len(next(iter(neuron_script.graph.outputs())).type().elements())
+    names = [f"x{i}" for i in range(len(shapes))]
+    source = _DYNAMIC_BATCH.format(
+        params=", ".join(f"{n}: torch.Tensor" for n in names),
+        names=", ".join(names),
+        out_types=", ".join(["torch.Tensor"] * outputs),
+        outputs=outputs,
+        chunk=", ".join(f"chunk[{i}]" for i in range(len(names))),
+        appends="\n".join(
+            f"            outs[{o}].append(result[{o}][: stop - start])" for o in range(outputs)
+        ),
+        cats=", ".join(f"torch.cat(outs[{o}])" for o in range(outputs)),
+    )
+    folder = Path(tempfile.mkdtemp(prefix="torch-neuronx-double-"))
+    (folder / "dynamic_batch_module.py").write_text(source)
+    spec = importlib.util.spec_from_file_location(
+        f"_dynamic_batch_{id(folder)}", folder / "dynamic_batch_module.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    log_call({"call": "dynamic_batch", "batch": shapes[0][0], "inputs": len(shapes), "outputs": outputs})
+    return torch.jit.script(module.DynamicBatch(neuron_script, shapes[0][0], shapes))
 
 
 if os.environ.get("TORCH_NEURONX_DOUBLE_CPU_BACKEND") == "1":
