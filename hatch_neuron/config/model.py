@@ -149,7 +149,8 @@ class ModelSettings:
 
     buckets: dict[str, list[int]] = field(default_factory=dict)
     """Buckets on other dimensions, by dimension index, e.g. ``{ 1 = [32, 64, 128] }`` for sequence
-    length. Applies to every input that has that dimension; one artifact per combination of buckets."""
+    length. Applies to the inputs whose declared size at that dimension is the largest bucket (declare
+    shapes at their largest); one artifact per combination of buckets."""
 
     pad_value: float = 0.0
     """Value that pads inputs up to a bucket (cast to the input's dtype)."""
@@ -183,11 +184,29 @@ class ModelSettings:
             problem = _bucket_sizes(sizes)
             if problem:
                 raise ConfigError(here, problem)
+            if not any(
+                len(spec.shape) > int(key) and spec.shape[int(key)] == max(sizes) for spec in self.inputs
+            ):
+                raise ConfigError(
+                    here,
+                    f"no input has size {max(sizes)} (the largest bucket) at dim {key}",
+                    "declare the bucketed inputs' shapes at their largest bucket",
+                )
         integer_input = any(spec.dtype in INTEGER_DTYPES or spec.dtype == "bool" for spec in self.inputs)
         if integer_input and self.pad_value != int(self.pad_value):
             raise ConfigError(
                 f"{path}.pad-value", f"integer inputs need an integer pad value, got {self.pad_value}"
             )
+
+    def bucketed_dims(self, index: int) -> list[int]:
+        """The bucketed dimensions of input ``index``: dim 0 of every input when batched, and dim ``d`` of
+        the inputs declared at the largest bucket of ``d``."""
+        shape = self.inputs[index].shape
+        return [
+            dim
+            for dim, sizes in self.bucket_axes().items()
+            if dim == 0 or (dim < len(shape) and shape[dim] == sizes[-1])
+        ]
 
     def bucket_axes(self) -> dict[int, list[int]]:
         """Bucketed dimension -> sorted sizes (dim 0 when batch-bucketed or dynamically batched)."""

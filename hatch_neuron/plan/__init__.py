@@ -41,13 +41,16 @@ class ModelPlan:
     def input_specs(self, bucket: Bucket = ()) -> list[dict[str, Any]]:
         """The declared inputs as plain data, with the default bounds filled in."""
         specs = []
-        for spec in self.settings.inputs:
+        for index, spec in enumerate(self.settings.inputs):
             low, high = spec.bounds()
             shape = list(spec.shape)
+            bucketed = self.settings.bucketed_dims(index)
             for dim, size in bucket:
-                if dim < len(shape):
+                if dim in bucketed:
                     shape[dim] = size
             specs.append({"shape": shape, "dtype": spec.dtype, "low": low, "high": high})
+            if bucketed:
+                specs[-1]["bucketed"] = bucketed
         return specs
 
 

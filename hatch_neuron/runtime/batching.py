@@ -29,6 +29,7 @@ class ShapePolicy:
         native_dynamic_batch: bool = False,
         output_dims: list[list[int]] | None = None,
         pad_value: float = 0.0,
+        bucketed: Sequence[Sequence[int]] | None = None,
     ) -> None:
         self.name = name
         self.shapes = [tuple(s) for s in shapes]
@@ -38,13 +39,17 @@ class ShapePolicy:
         self.native = native_dynamic_batch
         self.output_dims = output_dims  # None: every output follows dim 0 and nothing else
         self.pad_value = pad_value
+        # per input, its bucketed dims (default: every bucketed dim the input has)
+        self.bucketed = [
+            set(dims) for dims in (bucketed or [[d for d in self.axes if d < len(s)] for s in self.shapes])
+        ]
 
     def expected(self, index: int) -> str:
         dims = []
         for dim, size in enumerate(self.shapes[index]):
             if dim == 0 and self.dynamic_batch:
                 dims.append("any")
-            elif dim in self.axes:
+            elif dim in self.bucketed[index]:
                 dims.append("<=" + str(self.axes[dim][-1]))
             else:
                 dims.append(str(size))
@@ -74,17 +79,16 @@ class ShapePolicy:
                     "(compiled dtypes are fixed; convert with .to())"
                 )
             shape = self.shapes[index]
+            bucketed = self.bucketed[index]
             wrong = arg.dim() != len(shape) or any(
-                arg.shape[dim] != want for dim, want in enumerate(shape) if dim not in self.axes
+                arg.shape[dim] != want for dim, want in enumerate(shape) if dim not in bucketed
             )
             if wrong:
                 raise ValueError(
                     f"{self.name}: input {index} has shape {list(arg.shape)}, "
                     f"expected {self.expected(index)} ({self._hint()})"
                 )
-            for dim in self.axes:
-                if dim >= arg.dim():
-                    continue
+            for dim in bucketed:
                 first = sizes.setdefault(dim, arg.shape[dim])
                 if arg.shape[dim] != first:
                     raise ValueError(
@@ -121,10 +125,10 @@ class ShapePolicy:
 
     def pad(self, args: Sequence[torch.Tensor], bucket: tuple[int, ...]) -> list[torch.Tensor]:
         padded = []
-        for arg in args:
+        for arg, bucketed in zip(args, self.bucketed, strict=True):
             target = list(arg.shape)
             for dim, size in zip(self.axes, bucket, strict=True):
-                if dim < arg.dim() and not (dim == 0 and self.native):
+                if dim in bucketed and not (dim == 0 and self.native):
                     target[dim] = size
             if target == list(arg.shape):
                 padded.append(arg)

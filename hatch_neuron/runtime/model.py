@@ -69,6 +69,7 @@ class CompiledModel:
             native_dynamic_batch=native,
             output_dims=entry["outputs"].get("dims"),
             pad_value=entry.get("pad_value", 0.0),
+            bucketed=[spec.get("bucketed", []) for spec in entry["inputs"]],
         )
         self.input_shapes = self.policy.shapes
         self.input_dtypes = self.policy.dtypes
