@@ -10,6 +10,7 @@ import ast
 import dataclasses
 import inspect
 import itertools
+import json
 import sys
 import types
 import typing
@@ -24,6 +25,7 @@ SECTIONS = (
     ("[tool.neuron]", model.NeuronSettings),
     ("[tool.neuron.models.<name>]", model.ModelSettings),
     ("inputs = [{ ... }] (each entry)", model.InputSpec),
+    ("placement = { ... }", model.CorePlacement),
 )
 
 
@@ -46,7 +48,9 @@ def field_docs(cls: type) -> dict[str, str]:
 def type_text(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
-        return " | ".join(type_text(a) for a in typing.get_args(tp) if a is not type(None)) + " (optional)"
+        args = typing.get_args(tp)
+        text = " \\| ".join(type_text(a) for a in args if a is not type(None))
+        return text + " (optional)" if type(None) in args else text
     if origin is Literal:
         return " \\| ".join(f'`"{a}"`' for a in typing.get_args(tp))
     if origin is list:
@@ -60,9 +64,9 @@ def type_text(tp: Any) -> str:
 
 def default_text(f: dataclasses.Field) -> str:
     if f.default is not dataclasses.MISSING:
-        return "—" if f.default is None else f"`{f.default!r}`".replace("'", '"')
+        return "—" if f.default is None else f"`{json.dumps(f.default)}`"
     if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-        return f"`{f.default_factory()!r}`".replace("'", '"')  # type: ignore[misc]
+        return f"`{json.dumps(f.default_factory())}`"  # type: ignore[misc]
     return "required"
 
 
