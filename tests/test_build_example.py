@@ -10,6 +10,15 @@ from pathlib import Path
 from conftest import EXAMPLE, clean_env, run, run_json, run_python, single_wheel
 
 MODELS = ["scale_add", "conv", "classifier", "encoder"]
+ARTIFACTS = [
+    "scale_add.cpu.pt",
+    "conv.cpu.pt",
+    "classifier.cpu.d0-1.pt",
+    "classifier.cpu.d0-4.pt",
+    "classifier.cpu.d0-8.pt",
+    "encoder.cpu.d1-8.pt",
+    "encoder.cpu.d1-16.pt",
+]
 
 COMPARE_ALL = """
     import json, torch
@@ -21,6 +30,9 @@ COMPARE_ALL = """
         "scale_add": (scale_add, nets.make_scale_add(), (torch.rand(3), torch.rand(3))),
         "conv": (conv, nets.make_conv(), (torch.rand(1, 1, 3, 3),)),
         "classifier": (classifier, nets.make_classifier(), (torch.rand(1, 3, 32, 32),)),
+        "classifier_batch_13": (classifier, nets.make_classifier(), (torch.rand(13, 3, 32, 32),)),
+        "encoder_length_11": (encoder, nets.make_encoder(), (torch.randint(0, 1000, (1, 11)),
+                              torch.tensor([[1] * 9 + [0] * 2]))),
         "encoder": (encoder, nets.make_encoder(), (torch.randint(0, 1000, (1, 16)),
                     torch.tensor([[1] * 10 + [0] * 6]))),
     }
@@ -46,7 +58,7 @@ COMPARE_ALL = """
 def test_every_model_matches_eager(example_cpu_install: Path) -> None:
     report = run_json(COMPARE_ALL, example_cpu_install)
     assert report["module_file"].startswith(str(example_cpu_install))  # not the source tree
-    for name in MODELS:
+    for name in [*MODELS, "classifier_batch_13", "encoder_length_11"]:
         assert report[name]["target"] == "cpu"
         assert report[name]["device"] == ["cpu"] * len(report[name]["device"])
         assert report[name]["max_abs_diff"] <= 1e-5, (name, report[name])
@@ -58,7 +70,7 @@ def test_wheel_contents_and_metadata(example_cpu_wheel: Path) -> None:
         metadata = wheel.read("example_models-1.0.0.dist-info/METADATA").decode()
         manifest = json.loads(wheel.read("example_models/_hatch_neuron/manifest.json"))
         generated = wheel.read("example_models/compiled.py").decode()
-    assert {f"example_models/_hatch_neuron/{m}.cpu.pt" for m in MODELS} <= names
+    assert {f"example_models/_hatch_neuron/{a}" for a in ARTIFACTS} <= names
     assert "Requires-Dist: torch==2.13.*" in metadata
     assert "Requires-Dist: hatch-neuron>=" in metadata
     assert "torch-neuronx" not in metadata
@@ -69,14 +81,18 @@ def test_wheel_contents_and_metadata(example_cpu_wheel: Path) -> None:
         "dtype": "int64",
         "low": 0,
         "high": 1000,
+        "bucketed": [1],
     }
     assert manifest["models"]["encoder"]["outputs"]["tree"] == {
         "dict": [["last_hidden_state", "T"], ["pooled", "T"]]
     }
     for model in manifest["models"].values():
-        (artifact,) = model["artifacts"]["cpu"]
-        assert artifact["verified"] is True and artifact["format"] == "torchscript"
-        assert len(artifact["sha256"]) == 64 and artifact["size"] > 0
+        for artifact in model["artifacts"]["cpu"]:
+            assert artifact["verified"] is True and artifact["format"] == "torchscript"
+            assert len(artifact["sha256"]) == 64 and artifact["size"] > 0
+    assert manifest["models"]["encoder"]["inputs"][1]["bucketed"] == [1]
+    assert manifest["models"]["encoder"]["outputs"]["dims"] == [[-1, 1, -1], [-1, -1]]
+    assert manifest["models"]["classifier"]["outputs"]["dims"] == [[0, -1]]
     assert "load('example_models', 'encoder', lazy=False)" in generated
 
 
@@ -116,7 +132,17 @@ BAD_CALLS = [
     (
         "encoder(torch.zeros(1, 16, dtype=torch.int64), torch.zeros(1, 8, dtype=torch.int64))",
         "ValueError",
-        "encoder: input 1 has shape [1, 8], expected [1, 16]",
+        "encoder: the inputs' dim-1 sizes differ (input 0: 16, input 1: 8)",
+    ),
+    (
+        "encoder(torch.zeros(1, 17, dtype=torch.int64), torch.zeros(1, 17, dtype=torch.int64))",
+        "ValueError",
+        "encoder: dim 1 of the inputs is 17, larger than the largest compiled bucket (16;",
+    ),
+    (
+        "encoder(torch.zeros(2, 16, dtype=torch.int64), torch.zeros(2, 16, dtype=torch.int64))",
+        "ValueError",
+        "encoder: input 0 has shape [2, 16], expected [1, <=16] (compiled buckets: dim 1: 8, 16)",
     ),
     ("encoder(torch.zeros(1, 16, dtype=torch.int64))", "TypeError", "encoder: takes 2 input(s), got 1"),
     (
@@ -160,10 +186,10 @@ def test_tampered_and_truncated_artifacts_are_refused(example_cpu_wheel: Path, t
 
     site = install(example_cpu_wheel, tmp_path / "site")
     artifacts = site / "example_models" / "_hatch_neuron"
-    original = {name: (artifacts / f"{name}.cpu.pt").read_bytes() for name in ("conv", "classifier")}
-    flipped = bytearray(original["classifier"])
+    original = {name: (artifacts / f"{name}.cpu.pt").read_bytes() for name in ("conv", "scale_add")}
+    flipped = bytearray(original["scale_add"])
     flipped[len(flipped) // 2] ^= 0xFF
-    for name, damaged in (("conv", original["conv"][:-100]), ("classifier", bytes(flipped))):
+    for name, damaged in (("conv", original["conv"][:-100]), ("scale_add", bytes(flipped))):
         (artifacts / f"{name}.cpu.pt").write_bytes(damaged)
         result = run_python("import example_models.compiled", site, check=False)
         assert result.returncode != 0
@@ -235,4 +261,4 @@ def test_python_build_wheel_frontend(tmp_path: Path) -> None:
     )
     wheel = single_wheel(tmp_path)
     with zipfile.ZipFile(wheel) as archive:
-        assert "example_models/_hatch_neuron/encoder.cpu.pt" in archive.namelist()
+        assert "example_models/_hatch_neuron/encoder.cpu.d1-16.pt" in archive.namelist()
