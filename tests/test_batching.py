@@ -267,10 +267,15 @@ def test_neuron_dynamic_batch_and_placement_through_double(tmp_path: Path) -> No
         from demo_pkg.compiled import seed
         from demo_pkg import nets
         x = torch.rand(9, 3, 5)
-        print(json.dumps({"diff": (seed(x) - nets.double(x)).abs().max().item()}))
+        try:
+            seed(torch.rand(2, 7, 5))
+        except ValueError as exc:
+            invalid = str(exc)
+        print(json.dumps({"diff": (seed(x) - nets.double(x)).abs().max().item(), "invalid": invalid}))
     """
     report = run_json(code, site, DOUBLES, env=clean_env(TORCH_NEURONX_DOUBLE_LOG=str(log)))
     assert report["diff"] < 1e-6
+    assert report["invalid"].startswith("seed: input 0 has shape [2, 7, 5], expected [any, 3, 5]")
     placements = [json.loads(line) for line in log.read_text().splitlines()]
     assert placements == [
         {"call": "neuron_cores_context", "start_nc": 1, "nc_count": 1},
