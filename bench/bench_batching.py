@@ -123,7 +123,8 @@ def make_project(root: Path) -> Path:
 
 def build_wheel(project: Path, out: Path) -> tuple[float, Path]:
     out.mkdir(parents=True)
-    cmd = [sys.executable, "-m", "pip", "wheel", "-v", "--no-build-isolation", "--no-deps", "-w", out, project]
+    pip = [sys.executable, "-m", "pip", "wheel", "-v", "--no-build-isolation", "--no-deps"]
+    cmd = [*pip, "-w", out, project]
     start = time.perf_counter()
     run(cmd, env=clean_env())
     seconds = time.perf_counter() - start
@@ -180,9 +181,8 @@ def interleave(funcs: dict[str, Callable[[], Any]], rounds: int, batch_s: float)
 
 
 def load_models(payload: dict[str, Any]) -> tuple[Any, Any]:
-    import torch
-
     import batchbench.compiled as compiled
+    import torch
     from batchbench import nets
 
     assert Path(compiled.__file__).is_relative_to(payload["site"]), compiled.__file__
@@ -281,11 +281,18 @@ def child_replicas(payload: dict[str, Any]) -> dict[str, Any]:
     mlp = compiled.mlp
     assert mlp.replicas == int(os.environ["HATCH_NEURON_REPLICAS"]), mlp.replicas
     x = torch.rand(REPLICA_BATCH, WIDTH, generator=generator)
+    wall, cpu = time.perf_counter(), time.process_time()
     samples = interleave({"loader": lambda: mlp(x)}, payload["samples"], payload["batch_s"])
+    cpu_per_wall = (time.process_time() - cpu) / (time.perf_counter() - wall)
     worker_threads = None
     if mlp._pool is not None:  # what torch.get_num_threads() says on the replicas' worker threads
         worker_threads = sorted(set(mlp._pool.map(lambda _: torch.get_num_threads(), range(8))))
-    return {"threads": torch.get_num_threads(), "worker_threads": worker_threads, "samples_us": samples}
+    return {
+        "threads": torch.get_num_threads(),
+        "worker_threads": worker_threads,
+        "cpu_per_wall": cpu_per_wall,
+        "samples_us": samples,
+    }
 
 
 # ----------------------------------------------------------------------------------------- parent side
@@ -336,6 +343,7 @@ def bench_calls(site: Path, cwd: Path, rounds: int, batch_s: float, profile: boo
 
 
 def bench_replicas(site: Path, cwd: Path, rounds: int, samples: int, batch_s: float) -> dict[str, Any]:
+    pressure = cpu_pressure()
     settings = [(threads, replicas) for threads in (1, 0) for replicas in (1, 2)]  # threads 0: torch default
     got: dict[tuple[int, int], list[dict[str, Any]]] = {s: [] for s in settings}
     for index in range(rounds):
@@ -356,10 +364,27 @@ def bench_replicas(site: Path, cwd: Path, rounds: int, samples: int, batch_s: fl
                 "samples_s": REPLICA_BATCH / us * 1e6,
                 "torch_threads": children[0]["threads"],
                 "worker_threads": children[0]["worker_threads"],
+                "cpu_per_wall": median([child["cpu_per_wall"] for child in children]),
                 "samples_us": values,
             }
         rows["1" if threads == 1 else "default"] = {**per, "ratio": per[1]["us"] / per[2]["us"]}
-    return {"rounds": rounds, "samples_per_interpreter": samples, "batch_s": batch_s, "settings": rows}
+    return {
+        "rounds": rounds,
+        "samples_per_interpreter": samples,
+        "batch_s": batch_s,
+        "pressure_start": pressure,
+        "settings": rows,
+    }
+
+
+def cpu_pressure() -> float | None:
+    """Linux PSI: the share of the last 10 s in which some runnable task waited for a CPU, in %."""
+    try:
+        first = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return None
+    fields = dict(item.split("=") for item in first.split()[1:])
+    return float(fields["avg10"])
 
 
 def verdict(met: bool) -> str:
@@ -425,24 +450,32 @@ def print_replicas(rep: dict[str, Any]) -> None:
                 label,
                 f"{row[1]['us']:.1f}",
                 f"{row[1]['samples_s']:,.0f}",
+                f"{row[1]['cpu_per_wall']:.2f}",
                 f"{row[2]['us']:.1f}",
                 f"{row[2]['samples_s']:,.0f}",
+                f"{row[2]['cpu_per_wall']:.2f}",
                 f"{row['ratio']:.2f}",
                 ",".join(map(str, workers)) if workers else "-",
             ]
         )
-    headers = ["torch threads", "r=1 us", "r=1 samples/s", "r=2 us", "r=2 samples/s", "r2/r1 throughput"]
-    print(table([*headers, "threads on workers"], rows))
+    headers = ["torch threads", "r=1 us", "r=1 samples/s", "r=1 cpu/wall", "r=2 us", "r=2 samples/s"]
+    print(table([*headers, "r=2 cpu/wall", "r2/r1 throughput", "threads on r=2 workers"], rows))
     print(
-        "threads on workers: torch.get_num_threads() as seen on the replicas' worker threads "
-        f"(each replica runs its {BUCKET}-row chunks on its own thread)."
+        "cpu/wall: CPU seconds the interpreter used per wall second while measuring (2.0 = both CPUs busy);\n"
+        "threads on r=2 workers: torch.get_num_threads() on the replicas' worker threads (each replica "
+        f"runs its {BUCKET}-row chunks on its own thread)."
     )
+    if rep["pressure_start"] and rep["pressure_start"] > 5:
+        print(
+            f"NOTE: CPU pressure was {rep['pressure_start']:.0f}% before this table (other processes wanted "
+            "these CPUs); replicas need a second free CPU, so compare these numbers on a quiet machine."
+        )
 
 
 def print_odd(calls: dict[str, Any]) -> None:
     print(
-        f"\n== d. odd batch sizes: mlp (batch bucket {BUCKET}) versus mlp_buckets (batch-buckets = [1, {BUCKET}]), "
-        "both dynamic-batch, one torch thread =="
+        f"\n== d. odd batch sizes: mlp (batch bucket {BUCKET}) versus mlp_buckets "
+        f"(batch-buckets = [1, {BUCKET}]), both dynamic-batch, one torch thread =="
     )
     rows = []
     for b, d in calls["odd"].items():
@@ -503,9 +536,11 @@ def main() -> None:
         f"Python {meta['python']}, {meta['machine']}"
     )
     meta["loadavg_start"] = list(os.getloadavg())
+    meta["cpu_pressure_start"] = cpu_pressure()
     print(
         f"CPUs: {meta['cpu_count']} (usable by this process: {meta['cpus_usable']}); "
-        f"load average at start: {meta['loadavg_start'][0]:.2f} (1 min)"
+        f"load average at start: {meta['loadavg_start'][0]:.2f} (1 min); "
+        f"CPU pressure (PSI some avg10): {meta['cpu_pressure_start']}%"
     )
     print(
         f"model: Linear({WIDTH}, {HIDDEN})-ReLU-Linear({HIDDEN}, {WIDTH}); mlp: inputs [{BUCKET}, {WIDTH}], "
@@ -531,9 +566,10 @@ def main() -> None:
     meta["build_s"] = build_s
     meta["total_s"] = time.perf_counter() - started
     meta["loadavg_end"] = list(os.getloadavg())
+    meta["cpu_pressure_end"] = cpu_pressure()
     print(
         f"\ntotal benchmark time: {meta['total_s']:.0f} s; load average at end: {meta['loadavg_end'][0]:.2f} "
-        "(1 min; anything else running shares these CPUs)"
+        f"(1 min), CPU pressure {meta['cpu_pressure_end']}% (anything else running shares these CPUs)"
     )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ def test_pip_wheel_isolated(links: Path, tmp_path: Path) -> None:
     result = pip_wheel(
         EXAMPLE, tmp_path / "dist", env=clean_env(HATCH_NEURON_TARGETS="cpu"), isolated=True, find_links=links
     )
-    assert "hatch-neuron: encoder [cpu]: compiled in" in result.stdout + result.stderr
+    assert "hatch-neuron: encoder [cpu dim1=16]: compiled in" in result.stdout + result.stderr
     site = install(single_wheel(tmp_path / "dist"), tmp_path / "site")
     assert run_json(CHECK, site)["diff"] < 1e-5
 
