@@ -142,9 +142,10 @@ class ShapePolicy:
         trimmed = []
         for index, out in enumerate(outputs):
             dims = self.output_dims[index] if self.output_dims is not None else [0]
-            cut = tuple(
-                slice(0, sizes[axis]) if axis != NOT_BUCKETED and axis in sizes else slice(None)
-                for axis in dims
-            )
-            trimmed.append(out[cut] if any(c.stop is not None for c in cut) else out)
+            cut = [slice(None)] * len(dims)
+            padded = False
+            for k, axis in enumerate(dims):
+                if axis != NOT_BUCKETED and axis in sizes and out.shape[k] != sizes[axis]:
+                    cut[k], padded = slice(0, sizes[axis]), True
+            trimmed.append(out[tuple(cut)] if padded else out)
         return trimmed

@@ -102,6 +102,12 @@ class CompiledModel:
                 self._modules = modules
         return next(iter(self._modules.values()))[0]
 
+    def module_for(self, *args: Any) -> Any:
+        """The raw module (replica 0) that a call with these inputs runs on, padded to its bucket."""
+        if self._modules is None:
+            self.load()
+        return self._modules[self.policy.bucket(self.policy.check(args))][0]  # type: ignore[index]
+
     @property
     def loaded(self) -> bool:
         """Whether the artifacts are loaded (always after construction, unless ``lazy``)."""
