@@ -33,6 +33,7 @@ import platform
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -46,12 +47,16 @@ BUCKET = 8  # mlp's only batch bucket
 DYNAMIC_BATCHES = (8, 64)
 REPLICA_BATCH = 64
 ODD_BATCHES = (1, 3, 9, 17, 65)
+REPLICAS_NOTE = (
+    "torch applies its thread count to a new thread lazily,\n  and hatch_neuron/runtime/model.py's "
+    "ThreadPoolExecutor never triggers it, so each replica's matmuls use one OpenMP thread per CPU."
+)
 OVERHEAD_GOAL = 1.05  # loader/raw at most this, for a call of ~100 us or more
 DYNAMIC_GOAL = 0.9  # dynamic/ideal throughput at least this
 
 #: Repeat counts: (quick, full).
 SETTINGS = {
-    "call_rounds": (7, 31),
+    "call_rounds": (7, 41),
     "call_batch_s": (0.02, 0.05),
     "replica_rounds": (2, 5),  # interpreters per setting, run round-robin
     "replica_samples": (3, 7),  # interleaved samples per interpreter
@@ -271,6 +276,28 @@ def child_calls(payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def omp_max_threads() -> int | None:
+    """``omp_get_max_threads()`` of the OpenMP runtime torch loaded, on the calling thread (None: none).
+
+    torch applies its thread count to a thread's OpenMP settings lazily, on that thread's first
+    ``torch.get_num_threads()`` or parallel op; until then a new thread has OpenMP's default (one thread per
+    CPU), which is what its matrix multiplications use.
+    """
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "libgomp" in line or "libiomp" in line}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        try:
+            return int(ctypes.CDLL(path).omp_get_max_threads())
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
 def child_replicas(payload: dict[str, Any]) -> dict[str, Any]:
     """Table c: one setting (HATCH_NEURON_REPLICAS from the environment, thread count from the payload)."""
     import torch
@@ -285,8 +312,15 @@ def child_replicas(payload: dict[str, Any]) -> dict[str, Any]:
     samples = interleave({"loader": lambda: mlp(x)}, payload["samples"], payload["batch_s"])
     cpu_per_wall = (time.process_time() - cpu) / (time.perf_counter() - wall)
     worker_threads = None
-    if mlp._pool is not None:  # what torch.get_num_threads() says on the replicas' worker threads
-        worker_threads = sorted(set(mlp._pool.map(lambda _: torch.get_num_threads(), range(8))))
+    if mlp._pool is not None:  # the OpenMP team size each worker thread ran with, then what torch says
+        barrier = threading.Barrier(mlp.replicas)
+
+        def probe(_: int) -> tuple[int | None, int]:
+            used = omp_max_threads()  # read first: torch.get_num_threads() sets it on this thread
+            barrier.wait(timeout=10)  # one probe per worker thread
+            return used, torch.get_num_threads()
+
+        worker_threads = list(mlp._pool.map(probe, range(mlp.replicas)))
     return {
         "threads": torch.get_num_threads(),
         "worker_threads": worker_threads,
@@ -455,16 +489,27 @@ def print_replicas(rep: dict[str, Any]) -> None:
                 f"{row[2]['samples_s']:,.0f}",
                 f"{row[2]['cpu_per_wall']:.2f}",
                 f"{row['ratio']:.2f}",
-                ",".join(map(str, workers)) if workers else "-",
+                " ".join(f"{omp}/{tor}" for omp, tor in workers) if workers else "-",
             ]
         )
     headers = ["torch threads", "r=1 us", "r=1 samples/s", "r=1 cpu/wall", "r=2 us", "r=2 samples/s"]
-    print(table([*headers, "r=2 cpu/wall", "r2/r1 throughput", "threads on r=2 workers"], rows))
+    print(table([*headers, "r=2 cpu/wall", "r2/r1 throughput", "r=2 workers omp/torch"], rows))
     print(
-        "cpu/wall: CPU seconds the interpreter used per wall second while measuring (2.0 = both CPUs busy);\n"
-        "threads on r=2 workers: torch.get_num_threads() on the replicas' worker threads (each replica "
-        f"runs its {BUCKET}-row chunks on its own thread)."
+        "cpu/wall: CPU seconds the interpreter used per wall second while measuring (2.0 = both CPUs busy).\n"
+        f"r=2 workers omp/torch: per worker thread of the replicas (each runs its {BUCKET}-row chunks), the "
+        "OpenMP team size it ran\n  the model with (omp_get_max_threads()) / torch.get_num_threads() asked "
+        "afterwards on the same thread."
     )
+    oversubscribed = [
+        name
+        for name, row in rep["settings"].items()
+        if row[2]["worker_threads"] and any(omp and omp > tor for omp, tor in row[2]["worker_threads"])
+    ]
+    if oversubscribed:
+        print(
+            "NOTE: the replicas' worker threads ran with more OpenMP threads than torch's setting "
+            f"(rows: {', '.join(oversubscribed)}): {REPLICAS_NOTE}"
+        )
     if rep["pressure_start"] and rep["pressure_start"] > 5:
         print(
             f"NOTE: CPU pressure was {rep['pressure_start']:.0f}% before this table (other processes wanted "

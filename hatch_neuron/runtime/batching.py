@@ -123,6 +123,13 @@ class ShapePolicy:
             chosen.append(options[0] if dim == 0 and self.native else next(o for o in options if o >= size))
         return tuple(chosen)
 
+    def fits_exactly(self, sizes: dict[int, int], bucket: tuple[int, ...]) -> bool:
+        """Whether a call of these sizes needs no padding (so no trimming) on ``bucket``."""
+        return all(
+            sizes[dim] == size or (dim == 0 and self.native)
+            for dim, size in zip(self.axes, bucket, strict=True)
+        )
+
     def pad(self, args: Sequence[torch.Tensor], bucket: tuple[int, ...]) -> list[torch.Tensor]:
         padded = []
         for arg, bucketed in zip(args, self.bucketed, strict=True):

@@ -122,43 +122,52 @@ class CompiledModel:
         sizes = self.policy.check(args)
         if self._modules is None:
             self.load()
-        if self._single is not None:
-            # no_grad rather than inference_mode: callers may modify the outputs in place afterwards.
-            with torch.no_grad():
+        # no_grad rather than inference_mode: callers may modify the outputs in place afterwards.
+        with torch.no_grad():
+            if self._single is not None:
                 flat = self._single(*args)
-            return flat[0] if self._tree == "T" else unflatten(flat, self._tree)
-        pieces = self.policy.pieces(sizes, self.replicas)
-        if len(pieces) == 1:
-            flat = self._run(args, sizes, next(self._turn) % self.replicas)
-        else:
-            flat = self._run_pieces(args, sizes, pieces)
+            else:
+                pieces = self.policy.pieces(sizes, self.replicas)
+                if len(pieces) == 1:
+                    flat = self._run(args, sizes, next(self._turn) % self.replicas)
+                else:
+                    flat = self._run_pieces(args, sizes, pieces)
         return flat[0] if self._tree == "T" else unflatten(flat, self._tree)
 
-    def _run(self, args: Any, sizes: dict[int, int], replica: int) -> list[torch.Tensor]:
+    def _run(self, args: Any, sizes: dict[int, int], replica: int) -> Any:
         bucket = self.policy.bucket(sizes)
         module = self._modules[bucket][replica]  # type: ignore[index]
-        with torch.no_grad():
-            flat = module(*self.policy.pad(args, bucket))
-        return self.policy.trim(flat, sizes)
+        if self.policy.fits_exactly(sizes, bucket):
+            return module(*args)
+        return self.policy.trim(module(*self.policy.pad(args, bucket)), sizes)
 
     def _run_pieces(
         self, args: Any, sizes: dict[int, int], pieces: list[tuple[int, int]]
     ) -> list[torch.Tensor]:
-        def run_group(replica: int) -> list[tuple[int, list[torch.Tensor]]]:
-            done = []
-            for index in range(replica, len(pieces), self.replicas):
-                start, stop = pieces[index]
-                part = [arg[start:stop] for arg in args]
-                done.append((index, self._run(part, {**sizes, 0: stop - start}, replica)))
-            return done
+        step = pieces[0][1] - pieces[0][0]
+        chunks = list(zip(*(arg.split(step) for arg in args), strict=True))
+
+        def run_group(replica: int) -> list[tuple[int, Any]]:
+            with torch.no_grad():  # grad mode is per thread
+                return [
+                    (index, self._run(chunks[index], {**sizes, 0: stop - start}, replica))
+                    for index, (start, stop) in enumerate(pieces)
+                    if index % self.replicas == replica
+                ]
 
         if self.replicas == 1:
             results = run_group(0)
         else:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.replicas, thread_name_prefix=f"hatch-neuron-{self.name}")
-            groups = self._pool.map(run_group, range(min(self.replicas, len(pieces))))
-            results = sorted((item for group in groups for item in group), key=lambda item: item[0])
+                # torch applies its thread count to a new thread only when the thread asks for it
+                self._pool = ThreadPoolExecutor(
+                    self.replicas - 1,
+                    thread_name_prefix=f"hatch-neuron-{self.name}",
+                    initializer=torch.get_num_threads,
+                )
+            others = [self._pool.submit(run_group, r) for r in range(1, min(self.replicas, len(pieces)))]
+            results = run_group(0) + [item for future in others for item in future.result()]
+            results.sort(key=lambda item: item[0])
         outputs = [flat for _, flat in results]
         return [torch.cat([out[leaf] for out in outputs]) for leaf in range(len(outputs[0]))]
 
