@@ -313,14 +313,15 @@ def child_replicas(payload: dict[str, Any]) -> dict[str, Any]:
     cpu_per_wall = (time.process_time() - cpu) / (time.perf_counter() - wall)
     worker_threads = None
     if mlp._pool is not None:  # the OpenMP team size each worker thread ran with, then what torch says
-        barrier = threading.Barrier(mlp.replicas)
+        workers = mlp.replicas - 1  # the calling thread runs one replica's chunks itself
+        barrier = threading.Barrier(workers)
 
         def probe(_: int) -> tuple[int | None, int]:
             used = omp_max_threads()  # read first: torch.get_num_threads() sets it on this thread
             barrier.wait(timeout=10)  # one probe per worker thread
             return used, torch.get_num_threads()
 
-        worker_threads = list(mlp._pool.map(probe, range(mlp.replicas)))
+        worker_threads = list(mlp._pool.map(probe, range(workers)))
     return {
         "threads": torch.get_num_threads(),
         "worker_threads": worker_threads,
