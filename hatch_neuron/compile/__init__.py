@@ -2,9 +2,10 @@
 
 from .base import Compiled, CompileTarget, TargetOptions, TargetUnavailable
 from .cpu import CpuTarget
+from .inductor import InductorTarget
 from .neuron import NeuronTarget
 
-TARGETS: dict[str, type[CompileTarget]] = {t.name: t for t in (NeuronTarget, CpuTarget)}
+TARGETS: dict[str, type[CompileTarget]] = {t.name: t for t in (NeuronTarget, InductorTarget, CpuTarget)}
 
 
 def get_target(name: str) -> CompileTarget:

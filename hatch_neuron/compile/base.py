@@ -38,6 +38,8 @@ class CompileTarget(ABC):
     #: How the runtime loads the artifact (recorded in the manifest).
     artifact_format: ClassVar[str] = "torchscript"
     suffix: ClassVar[str] = ".pt"
+    #: Native code for one platform: the wheel gets a platform tag and an exact torch pin.
+    platform_specific: ClassVar[bool] = False
 
     def preflight(self) -> None:  # noqa: B027 (optional hook: most targets need nothing)
         """Raise :class:`TargetUnavailable` when this host cannot compile for the target. Runs in the

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..plan import BuildPlan, ModelPlan
-from . import TargetOptions
+from . import TargetOptions, get_target
 
 
 class CompileError(RuntimeError):
@@ -44,8 +44,8 @@ def _request(plan: BuildPlan, model: ModelPlan, out_dir: Path, work_root: Path) 
                 "target": job.target,
                 "bucket": [list(pair) for pair in job.bucket],
                 "inputs": model.input_specs(job.bucket),
-                "path": str(out_dir / job.artifact),
-                "workdir": str(work_root / job.artifact),
+                "path": str(out_dir / (job.stem + get_target(job.target).suffix)),
+                "workdir": str(work_root / job.stem),
             }
             for job in model.jobs
         ],

@@ -30,7 +30,7 @@ DTYPES = (
 )
 INTEGER_DTYPES = ("int64", "int32", "int16", "int8", "uint8")
 #: Compile targets this release can build.
-TARGETS = ("neuron", "cpu")
+TARGETS = ("neuron", "inductor", "cpu")
 #: Values of ``neuron-target`` (neuronx-cc ``--target``).
 NEURON_INSTANCE_TARGETS = ("inf2", "trn1", "trn1n", "trn2")
 
@@ -244,7 +244,8 @@ class NeuronSettings:
 
     targets: list[Literal[TARGETS]] = field(default_factory=lambda: ["neuron"])  # type: ignore[valid-type]
     """Compile targets, in order of preference at load time: ``neuron`` (``torch_neuronx.trace``),
-    ``cpu`` (TorchScript, runs anywhere). ``HATCH_NEURON_TARGETS=cpu`` (comma-separated) replaces this at
+    ``inductor`` (AOTInductor native CPU code, x86-64 with AVX2, exact torch), ``cpu`` (TorchScript, runs
+    anywhere). ``HATCH_NEURON_TARGETS=cpu`` (comma-separated) replaces this at
     build time."""
 
     module: str = field(default="compiled", metadata={"check": _identifier})

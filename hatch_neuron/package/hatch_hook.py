@@ -38,6 +38,9 @@ class NeuronBuildHook(BuildHookInterface):
             raise
         build_data["force_include"].update({source: target for target, source in result.files.items()})
         build_data["dependencies"].extend(result.requirements)
+        if result.platform_specific:
+            build_data["pure_python"] = False
+            build_data["infer_tag"] = True
 
     def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
         staging = getattr(self, "_staging", None)

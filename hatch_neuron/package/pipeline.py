@@ -47,6 +47,8 @@ class BuildResult:
     #: Extra ``Requires-Dist`` entries.
     requirements: list[str]
     manifest: dict[str, Any]
+    #: The wheel holds native code for this platform (it must not be tagged ``py3-none-any``).
+    platform_specific: bool = False
 
 
 def release_line(name: str, version: str) -> str:
@@ -149,11 +151,22 @@ def build(root: Path, staging: Path, project_name: str | None, log: Callable[[st
 
     package_dir = "/".join(plan.package.split("."))
     files = {f"{package_dir}/{ARTIFACT_DIR}/{MANIFEST}": str(artifact_dir / MANIFEST)}
-    for job in plan.jobs:
-        files[f"{package_dir}/{ARTIFACT_DIR}/{job.artifact}"] = str(artifact_dir / job.artifact)
+    for model in models.values():
+        for entries in model["artifacts"].values():
+            for artifact in entries:
+                files[f"{package_dir}/{ARTIFACT_DIR}/{artifact['file']}"] = str(
+                    artifact_dir / artifact["file"]
+                )
     files[f"{package_dir}/{settings.module}.py"] = str(module_file)
 
-    requirements = [f"hatch-neuron>={__version__}", release_line("torch", torch.__version__)]
+    platform_specific = any(get_target(t).platform_specific for t in settings.targets)
+    # native code needs the exact torch it was compiled against; TorchScript needs the release line
+    torch_pin = (
+        f"torch=={Version(torch.__version__).public}"
+        if platform_specific
+        else release_line("torch", torch.__version__)
+    )
+    requirements = [f"hatch-neuron>={__version__}", torch_pin]
     if settings.targets == ["neuron"] and built_with.get("torch-neuronx"):
         requirements.append(release_line("torch-neuronx", built_with["torch-neuronx"]))
-    return BuildResult(files, requirements, manifest)
+    return BuildResult(files, requirements, manifest, platform_specific)

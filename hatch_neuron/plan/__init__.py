@@ -22,9 +22,10 @@ class CompileJob:
     bucket: Bucket = ()
 
     @property
-    def artifact(self) -> str:
+    def stem(self) -> str:
+        """The artifact's file name without the target's suffix."""
         sizes = "".join(f".d{dim}-{size}" for dim, size in self.bucket)
-        return f"{self.model}.{self.target}{sizes}.pt"
+        return f"{self.model}.{self.target}{sizes}"
 
 
 @dataclass(frozen=True)

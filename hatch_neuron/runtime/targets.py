@@ -2,17 +2,22 @@
 
 Order of preference is the manifest's ``targets`` (the project's ``targets``). A target is usable when
 its runtime is: ``neuron`` needs ``torch_neuronx`` importable and a Neuron device (``/dev/neuron*``);
-``cpu`` always is. ``HATCH_NEURON_TARGET=<name>`` forces one.
+``inductor`` needs the exact torch it was built with and the CPU's instruction set; ``cpu`` always is.
+``HATCH_NEURON_TARGET=<name>`` forces one.
 """
 
 from __future__ import annotations
 
+import functools
 import glob
 import importlib
 import importlib.util
 import io
+import logging
 import os
+import platform
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -43,8 +48,42 @@ def _neuron_install_hint(manifest: dict[str, Any]) -> str:
     )
 
 
-def unusable_reason(target: str) -> str | None:
+#: The portable instruction set that ``inductor`` artifacts are built for, per machine.
+INDUCTOR_ISA = {"x86_64": {"name": "x86-64-v3 (AVX2, FMA)", "capability": "avx2", "flags": ["avx2", "fma"]}}
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU feature flags of this machine (Linux /proc/cpuinfo; empty elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.partition(":")[2].split())
+    return frozenset()
+
+
+def _inductor_problem(manifest: dict[str, Any]) -> str | None:
+    built = manifest.get("built_with", {}).get("torch")
+    if built and torch.__version__ != built:
+        return (
+            f"built with torch {built}, this is torch {torch.__version__} (native code needs the exact one)"
+        )
+    isa = INDUCTOR_ISA.get(platform.machine())
+    if isa is None:
+        return f"built for x86-64, this machine is {platform.machine()}"
+    missing = [flag for flag in isa["flags"] if flag not in cpu_flags()]
+    if missing:
+        return f"built for {isa['name']}, this CPU lacks {', '.join(missing)}"
+    return None
+
+
+def unusable_reason(target: str, manifest: dict[str, Any]) -> str | None:
     """None when ``target`` can run here, otherwise why not."""
+    if target == "inductor":
+        return _inductor_problem(manifest)
     if target == "neuron":
         if importlib.util.find_spec("torch_neuronx") is None:
             return "torch_neuronx is not importable"
@@ -68,7 +107,7 @@ def select_target(package: str, manifest: dict[str, Any]) -> Selection:
         return Selection(forced, forced=True)
     skipped: dict[str, str] = {}
     for target in available:
-        reason = unusable_reason(target)
+        reason = unusable_reason(target, manifest)
         if reason is None:
             return Selection(target, skipped)
         skipped[target] = reason
@@ -114,6 +153,18 @@ def core_for_replica(placement: str | dict[str, int], replica: int) -> int | Non
 
 def load_artifact(target: str, data: bytes, manifest: dict[str, Any], core: int | None = None) -> Any:
     """Load one artifact's bytes as a callable module (a ``neuron`` one onto ``core`` when given)."""
+    if target == "inductor":
+        problem = _inductor_problem(manifest)
+        if problem:  # refuse here rather than crash with SIGILL or a symbol error
+            raise RuntimeError(f"cannot load the inductor artifact: {problem}; use another target")
+        # torch warns that the package's ISA (the portable one) differs from this CPU's: that is the point
+        package_log = logging.getLogger("torch.export.pt2_archive._package")
+        level = package_log.level
+        package_log.setLevel(logging.ERROR)
+        try:
+            return torch._inductor.aoti_load_package(io.BytesIO(data))
+        finally:
+            package_log.setLevel(level)
     if target != "neuron":
         return torch.jit.load(io.BytesIO(data), map_location="cpu")
     try:

@@ -1,0 +1,59 @@
+"""Target ``inductor``: ``torch.export`` + AOTInductor into a ``.pt2`` package of native CPU code.
+
+The code is built for a portable instruction set, not the build host's (AOTInductor's default is
+``-march=native``): ``-march=x86-64-v3`` and Inductor's AVX2 vector code (``ATEN_CPU_CAPABILITY=avx2``),
+which every x86-64 server CPU of the last decade runs. The manifest records it, and the runtime refuses
+to load the artifact on a CPU without it instead of crashing with SIGILL. Native code needs the exact
+torch it was built with, so such wheels get a platform tag and an exact torch pin.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+from pathlib import Path
+
+import torch
+
+from ..runtime.targets import INDUCTOR_ISA
+from .base import Compiled, CompileTarget, TargetOptions, TargetUnavailable
+
+MARCH = {"x86_64": "x86-64-v3"}
+
+
+class InductorTarget(CompileTarget):
+    name = "inductor"
+    artifact_format = "aoti"
+    suffix = ".pt2"
+    platform_specific = True
+
+    def preflight(self) -> None:
+        if platform.machine() not in MARCH:
+            raise TargetUnavailable(
+                f"target 'inductor' builds portable code for x86-64 only; this host is {platform.machine()}"
+            )
+        if shutil.which(os.environ.get("CXX", "g++")) is None:
+            raise TargetUnavailable("target 'inductor' needs a C++ compiler (g++, or $CXX) on the build host")
+
+    def compile(
+        self,
+        module: torch.nn.Module,
+        example_inputs: tuple[torch.Tensor, ...],
+        workdir: Path,
+        options: TargetOptions,
+    ) -> Compiled:
+        isa = INDUCTOR_ISA[platform.machine()]
+        os.environ["ATEN_CPU_CAPABILITY"] = isa["capability"]  # the vector ISA Inductor generates for
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(workdir / "inductor-cache")
+        exported = torch.export.export(module, example_inputs, strict=False)
+        package = workdir / "model.pt2"
+        torch._inductor.aoti_compile_and_package(
+            exported,
+            package_path=str(package),
+            inductor_configs={"cpp.march": MARCH[platform.machine()]},
+        )
+        return Compiled(package, {"isa": isa["name"], "march": MARCH[platform.machine()]})
+
+    def save(self, compiled: Compiled, path: Path) -> None:
+        shutil.copyfile(compiled.module, path)

@@ -1,0 +1,98 @@
+"""Target ``inductor`` (AOTInductor, native x86-64 code): built, installed, compared with eager; the wheel is
+platform-tagged and pins the exact torch; the runtime refuses a CPU without the ISA (faked flags)."""
+
+from __future__ import annotations
+
+import platform
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import clean_env, install, make_project, pip_wheel, run_json, run_python, single_wheel
+
+pytestmark = [
+    pytest.mark.slow,  # an AOTInductor compile takes ~30 s here
+    pytest.mark.skipif(platform.machine() != "x86_64", reason="inductor artifacts are built for x86-64"),
+]
+
+NETS = """
+    import torch
+
+    def make():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4)).eval()
+"""
+
+TOML = """
+    [tool.neuron]
+    targets = ["inductor", "cpu"]
+
+    [tool.neuron.models.mlp]
+    factory = "demo_pkg.nets:make"
+    inputs = [{ shape = [4, 16] }]
+    dynamic-batch = true
+"""
+
+CALL = textwrap.dedent("""
+    import json, torch
+    import hatch_neuron.runtime as runtime
+    from demo_pkg.compiled import mlp
+    from demo_pkg.nets import make
+    x = torch.rand(11, 16)
+    with torch.no_grad():
+        diff = (mlp(x) - make()(x)).abs().max().item()
+    s = runtime.selection("demo_pkg")
+    print(json.dumps({"target": s.target, "skipped": s.skipped, "diff": diff}))
+""")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("inductor")
+    output = pip_wheel(make_project(root / "proj", NETS, TOML), root / "dist")
+    assert "mlp [inductor dim0=4]: compiled in" in output.stdout + output.stderr
+    wheel = single_wheel(root / "dist")
+    return wheel, install(wheel, root / "site")
+
+
+def test_wheel_is_platform_tagged_and_pins_torch(built: tuple[Path, Path]) -> None:
+    wheel, _ = built
+    assert wheel.name.endswith("-linux_x86_64.whl"), wheel.name
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = archive.read("demo_pkg-0.1.0.dist-info/METADATA").decode()
+        assert "demo_pkg/_hatch_neuron/mlp.inductor.d0-4.pt2" in archive.namelist()
+    import torch
+    from packaging.version import Version
+
+    assert f"Requires-Dist: torch=={Version(torch.__version__).public}" in metadata
+
+
+def test_inductor_output_matches_eager(built: tuple[Path, Path]) -> None:
+    report = run_json(CALL, built[1])
+    assert report["target"] == "inductor" and report["skipped"] == {}
+    assert report["diff"] < 1e-5
+
+
+def test_cpu_without_the_isa_falls_back_or_refuses(built: tuple[Path, Path]) -> None:
+    fake = "import hatch_neuron.runtime.targets as t; t.cpu_flags = lambda: frozenset({'sse2'})\n"
+    report = run_json(fake + CALL, built[1])
+    assert report["target"] == "cpu" and report["diff"] < 1e-5
+    assert report["skipped"] == {"inductor": "built for x86-64-v3 (AVX2, FMA), this CPU lacks avx2, fma"}
+    forced = run_python(
+        fake + "import demo_pkg.compiled",
+        built[1],
+        env=clean_env(HATCH_NEURON_TARGET="inductor"),
+        check=False,
+    )
+    assert forced.returncode != 0
+    assert "cannot load the inductor artifact: built for x86-64-v3 (AVX2, FMA), this CPU lacks avx2, fma" in (
+        forced.stderr
+    )
+
+
+def test_other_torch_falls_back(built: tuple[Path, Path]) -> None:
+    fake = "import torch; torch.__version__ = '2.99.0'\n"
+    report = run_json(fake + CALL, built[1])
+    assert report["target"] == "cpu"
+    assert "native code needs the exact one" in report["skipped"]["inductor"]
