@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .runtime.manifest import ARTIFACT_DIR, MANIFEST
+from .runtime.targets import select_target
 
 SUFFIX = f"{ARTIFACT_DIR}/{MANIFEST}"
 
@@ -42,6 +43,15 @@ def all_artifacts(manifest: dict[str, Any]) -> Iterator[dict[str, Any]]:
             yield from entries
 
 
+def _selection_here(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Which target the runtime would load on this machine, and why the ones before it were skipped."""
+    try:
+        picked = select_target(manifest["package"], manifest)
+    except (ImportError, LookupError) as exc:
+        return {"target": None, "error": str(exc)}
+    return {"target": picked.target, "skipped": picked.skipped, "forced": picked.forced}
+
+
 def inspect_path(target: str) -> list[dict[str, Any]]:
     """Every manifest found in ``target`` (a wheel, a package folder, a folder of packages, or an importable
     package name), each artifact annotated with ``present`` and ``sha256_ok``."""
@@ -65,7 +75,7 @@ def inspect_path(target: str) -> list[dict[str, Any]]:
             artifact["sha256_ok"] = (
                 data is not None and hashlib.sha256(data).hexdigest() == artifact["sha256"]
             )
-        reports.append({"source": where, **manifest})
+        reports.append({"source": where, **manifest, "selection_here": _selection_here(manifest)})
     if not reports:
         raise LookupError(f"{target}: no {SUFFIX} found (was it built with hatch-neuron?)")
     return reports
@@ -102,6 +112,14 @@ def render(reports: list[dict[str, Any]]) -> str:
         if isinstance(placement, dict):
             placement = f"NeuronCores {placement['start']}..{placement['start'] + placement['count'] - 1}"
         lines.append(f"  placement: {placement}   replicas: {report.get('replicas', 1)}")
+        here = report["selection_here"]
+        skipped = "; ".join(f"{t} skipped: {why}" for t, why in here.get("skipped", {}).items())
+        lines.append(
+            f"  loads here as: {here['target'] or '-'}"
+            + (" (forced by HATCH_NEURON_TARGET)" if here.get("forced") else "")
+            + (f" ({skipped})" if skipped else "")
+            + (f" ({here['error']})" if here.get("error") else "")
+        )
         for name, model in report["models"].items():
             lines.append(f"  model {name}  ({model['factory']})")
             lines += [f"    input {i}: {_spec(s)}" for i, s in enumerate(model["inputs"])]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import zipfile
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from conftest import (
     install,
     make_project,
     pip_wheel,
+    run,
     run_json,
     run_python,
     single_wheel,
@@ -116,6 +118,8 @@ def test_runtime_prefers_neuron_only_where_usable(
     missing = run_python(code, site, env=clean_env(HATCH_NEURON_TARGET="neuron"), check=False)
     assert missing.returncode != 0
     assert "ImportError" in missing.stderr and "torch-neuronx==2.13.0.2.99.0+testdouble" in missing.stderr
+    inspect = run([sys.executable, "-m", "hatch_neuron", "inspect", site / "example_models"]).stdout
+    assert "loads here as: cpu (neuron skipped: torch_neuronx is not importable)" in inspect
     unknown = run_python(code, site, env=clean_env(HATCH_NEURON_TARGET="inductor"), check=False)
     assert "has no 'inductor' artifacts; it was built for: neuron, cpu" in unknown.stderr
 
