@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from .inspection import all_artifacts, inspect_path, render
 
@@ -20,7 +21,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     inspect.add_argument("path", help="a .whl, a package folder, a folder of packages, or an importable name")
     inspect.add_argument("--json", action="store_true", help="print JSON instead of text")
+    check = commands.add_parser(
+        "check",
+        help="run the pre-flight checks on a project's models",
+        description="Check each declared model for what makes torch_neuronx.trace fail or give wrong "
+        "results: data-dependent control flow and shapes, dtype changes, and rows that influence each other "
+        "in dynamically batched models. Exit code 1 when something is found.",
+    )
+    check.add_argument("project", nargs="?", default=".", help="the project folder (default: .)")
+    check.add_argument("--model", action="append", help="check only this model (repeatable)")
     args = parser.parse_args(argv)
+    if args.command == "check":
+        return run_check(Path(args.project), args.model)
 
     try:
         reports = inspect_path(args.path)
@@ -30,6 +42,25 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(reports, indent=2, sort_keys=True) if args.json else render(reports))
     bad = any(not a["sha256_ok"] for report in reports for a in all_artifacts(report))
     return 1 if bad else 0
+
+
+def run_check(project: Path, models: list[str] | None) -> int:
+    from .compile.checks import describe
+    from .compile.runner import CompileError
+    from .config import ConfigError, read_pyproject
+    from .package import pipeline
+
+    try:
+        name = read_pyproject(project / "pyproject.toml").get("project", {}).get("name")
+        findings = pipeline.check(project.resolve(), name, models)
+    except (ConfigError, CompileError, FileNotFoundError) as exc:
+        print(f"hatch-neuron: {exc}", file=sys.stderr)
+        return 2
+    problems = [f for f in findings if f["kind"] != "skipped"]
+    for skipped in (f for f in findings if f["kind"] == "skipped"):
+        print(f"note: {skipped['model']}: {skipped['message']} ({skipped['fix']})")
+    print(describe(problems) if problems else "no problems found")
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

@@ -275,7 +275,11 @@ def test_verification_mismatch(tmp_path: Path) -> None:
         def make():
             return branchy
     """
-    output = build_fails(tmp_path, nets, neuron_toml({"branchy": "demo_pkg.nets:make"}))
+    # check = "off": the pre-flight checks would catch this first (tests/test_checks.py); here the
+    # build-time verification against eager must
+    output = build_fails(
+        tmp_path, nets, neuron_toml({"branchy": "demo_pkg.nets:make"}, extra='check = "off"')
+    )
     assert_mentions(
         output,
         "model 'branchy'",

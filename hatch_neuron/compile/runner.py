@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ class CompileError(RuntimeError):
     """Compiling a model failed; the message names the model and the cause."""
 
 
-def _request(plan: BuildPlan, model: ModelPlan, out_dir: Path, work_root: Path) -> dict[str, Any]:
+def _request(plan: BuildPlan, model: ModelPlan, out_dir: Path, work_root: Path, check: str) -> dict[str, Any]:
     settings = plan.settings
     return {
         "model": model.name,
@@ -36,6 +36,9 @@ def _request(plan: BuildPlan, model: ModelPlan, out_dir: Path, work_root: Path) 
                 dynamic_batch=model.settings.dynamic_batch and len(model.buckets()) == 1,
             )
         ),
+        "check": check,
+        "inputs": model.input_specs(),
+        "batched": model.settings.dynamic_batch or model.settings.batch_buckets is not None,
         "axes": {str(dim): sizes for dim, sizes in model.settings.bucket_axes().items()},
         "dynamic_batch": model.settings.dynamic_batch,
         "output_dims": model.settings.output_dims,
@@ -62,12 +65,23 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
     process.wait()
 
 
-def compile_model(plan: BuildPlan, model: ModelPlan, out_dir: Path) -> dict[str, Any]:
-    """Compile every target of ``model`` into ``out_dir``; return the worker's result record."""
+def compile_model(
+    plan: BuildPlan, model: ModelPlan, out_dir: Path, *, check_only: bool = False
+) -> dict[str, Any]:
+    """Check ``model``, then compile every target of it into ``out_dir`` (unless ``check_only``); return the
+    worker's result record."""
+    if check_only:
+        model = replace(model, jobs=())
     with tempfile.TemporaryDirectory(prefix=f"hatch-neuron-{model.name}-") as tmp:
         tmp_path = Path(tmp)
         request_file, result_file = tmp_path / "request.json", tmp_path / "result.json"
-        request_file.write_text(json.dumps(_request(plan, model, out_dir, tmp_path / "work")))
+        request_file.write_text(
+            json.dumps(
+                _request(
+                    plan, model, out_dir, tmp_path / "work", "warn" if check_only else plan.settings.check
+                )
+            )
+        )
         command = [sys.executable, "-m", "hatch_neuron.compile.worker", str(request_file), str(result_file)]
         env = {
             **os.environ,

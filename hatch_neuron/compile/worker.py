@@ -23,6 +23,7 @@ import torch
 from ..runtime.pytree import flatten
 from ..runtime.targets import load_artifact
 from . import TargetOptions, get_target
+from .checks import describe, run_checks
 from .inputs import CHECK_SEED, TRACE_SEED, make_inputs
 from .output_dims import OutputDimsError, output_dims
 from .verify import MismatchError, compare
@@ -103,6 +104,18 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     torch.manual_seed(0)  # factories that initialise weights randomly get the same weights every build
     model = build_model(request["factory"])
     wrapper = FlatOutputs(model).eval()
+    findings = []
+    if request["check"] != "off":
+        findings = run_checks(name, model, wrapper, request["inputs"], request["batched"])
+        problems = [f for f in findings if f["kind"] != "skipped"]
+        if problems and request["check"] == "error":
+            raise ModelError(
+                f"the pre-flight checks found {len(problems)} problem(s) that would make torch_neuronx.trace "
+                f'fail or give wrong results:\n{describe(problems)}\n(check = "warn" in [tool.neuron] '
+                "downgrades them to warnings)"
+            )
+    if not request["jobs"]:
+        return {"ok": True, "findings": findings}
     options = TargetOptions(**request["options"])
     artifacts: dict[str, list[dict[str, Any]]] = {}
     eager_by_bucket: dict[str, Any] = {}
@@ -179,6 +192,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         "outputs": {"tree": tree, "specs": _spec_of(eager_example), "dims": dims},
         "artifacts": artifacts,
         "warnings": found_warnings,
+        "findings": findings,
     }
 
 

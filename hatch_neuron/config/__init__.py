@@ -2,7 +2,7 @@
 
 from .errors import ConfigError
 from .model import DTYPES, TARGETS, InputSpec, ModelSettings, NeuronSettings
-from .parse import has_neuron_table, load_settings, settings_from_table
+from .parse import has_neuron_table, load_settings, read_pyproject, settings_from_table
 
 __all__ = [
     "DTYPES",
@@ -13,5 +13,6 @@ __all__ = [
     "NeuronSettings",
     "has_neuron_table",
     "load_settings",
+    "read_pyproject",
     "settings_from_table",
 ]

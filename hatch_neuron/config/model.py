@@ -269,6 +269,12 @@ class NeuronSettings:
     """Seconds one model may take to import, trace, compile and verify before the build fails.
     ``HATCH_NEURON_TIMEOUT`` overrides it."""
 
+    check: Literal["error", "warn", "off"] = "error"
+    """Pre-flight checks for what makes ``torch_neuronx.trace`` fail or give wrong answers (data-dependent
+    control flow and shapes, dtype changes, batch dependence with dynamic batching), run before compiling:
+    ``error`` fails the build on a finding, ``warn`` prints it, ``off`` skips them. ``hatch-neuron check``
+    runs the same checks on demand."""
+
     placement: Literal["round-robin"] | CorePlacement = "round-robin"
     """Where ``neuron`` artifacts load: ``"round-robin"`` (Neuron's default: each load takes the next
     visible NeuronCore) or a table ``{ start = 0, count = 2 }`` pinning them to those cores (replica ``i``

@@ -83,14 +83,37 @@ def generated_module(plan: BuildPlan) -> str:
     )
 
 
-def build(root: Path, staging: Path, project_name: str | None, log: Callable[[str], None]) -> BuildResult:
-    """Compile every model of the project at ``root`` into ``staging``; raise on any problem."""
+def _plan(root: Path, project_name: str | None) -> BuildPlan:
     pyproject = root / "pyproject.toml"
     settings = load_settings(pyproject)
     try:
-        plan = make_plan(settings, root, project_name)
+        return make_plan(settings, root, project_name)
     except ConfigError as exc:
         raise exc.in_file(str(pyproject)) from None
+
+
+def check(root: Path, project_name: str | None, models: list[str] | None = None) -> list[dict[str, str]]:
+    """Run the pre-flight checks on the project's models (all, or those named); return the findings."""
+    plan = _plan(root, project_name)
+    unknown = set(models or []) - {m.name for m in plan.models}
+    if unknown:
+        raise ConfigError(
+            "tool.neuron.models",
+            f"no model named {', '.join(sorted(unknown))}; the project has "
+            f"{', '.join(m.name for m in plan.models)}",
+            file=str(root / "pyproject.toml"),
+        )
+    findings = []
+    for model in plan.models:
+        if models is None or model.name in models:
+            findings += compile_model(plan, model, root, check_only=True)["findings"]
+    return findings
+
+
+def build(root: Path, staging: Path, project_name: str | None, log: Callable[[str], None]) -> BuildResult:
+    """Compile every model of the project at ``root`` into ``staging``; raise on any problem."""
+    plan = _plan(root, project_name)
+    settings = plan.settings
     _check_no_source_collision(plan, root)
     for target in settings.targets:
         get_target(target).preflight()
@@ -109,6 +132,9 @@ def build(root: Path, staging: Path, project_name: str | None, log: Callable[[st
         worker_seconds = time.perf_counter() - start
         for warning in result["warnings"]:
             log(f"warning: {model.name}: {warning}")
+        for finding in result["findings"]:
+            prefix = "check skipped" if finding["kind"] == "skipped" else f"warning: {finding['kind']}"
+            log(f"{prefix}: {model.name}: {finding['message']} ({finding['where']}; {finding['fix']})")
         for target, entries in result["artifacts"].items():
             for artifact in entries:
                 seconds = artifact.pop("seconds")

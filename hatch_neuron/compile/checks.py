@@ -1,0 +1,243 @@
+"""Pre-flight checks for the limitations ``torch_neuronx.trace`` lists (see the seed), on any machine.
+
+Each check runs in the worker process on the model as eager PyTorch, and returns findings: what was found,
+where (source line where known) and how to fix it. A finding of kind ``skipped`` says a check could not
+run here; it does not fail anything.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..runtime.pytree import flatten
+from .inputs import make_inputs
+
+#: Seeds of the fresh inputs that traced-vs-eager comparisons use (not the build's 0 and 1).
+FRESH_SEEDS = (2, 3)
+
+
+@dataclass(frozen=True)
+class Finding:
+    model: str
+    kind: str  # control-flow | data-dependent-shape | dtype | operator-support | batch-dependence | skipped
+    message: str
+    where: str
+    fix: str
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+_OURS = str(Path(__file__).resolve().parents[1])
+
+
+def _line(stack_trace: str | None, fallback: str) -> str:
+    """The innermost ``File ..., line N`` of a node's stack trace that is the user's code (torch records
+    only module ``forward`` frames: for a plain function, ``fallback`` names it)."""
+    frames = [line.strip() for line in (stack_trace or "").splitlines() if line.strip().startswith("File")]
+    users = [frame for frame in frames if _OURS not in frame]
+    return users[-1] if users else fallback
+
+
+def _defined_at(model: Any) -> str:
+    """Where the model's code is, for findings that have no better location."""
+    code = getattr(model, "__code__", None) or getattr(type(model).forward, "__code__", None)
+    return f'File "{code.co_filename}", line {code.co_firstlineno} ({code.co_name})' if code else "unknown"
+
+
+def control_flow(
+    name: str, model: Any, wrapper: torch.nn.Module, specs: list[dict[str, Any]]
+) -> list[Finding]:
+    findings = []
+    example = make_inputs(specs, 0)
+    with warnings.catch_warnings(record=True) as caught, torch.no_grad():
+        warnings.simplefilter("always")
+        traced = torch.jit.trace(wrapper, example, check_trace=False)
+    for w in caught:
+        if issubclass(w.category, torch.jit.TracerWarning):
+            findings.append(
+                Finding(
+                    name,
+                    "control-flow",
+                    str(w.message).splitlines()[0],
+                    f"{w.filename}:{w.lineno}",
+                    "make the computation independent of tensor values (torch.where instead of if/else on a "
+                    "tensor), or compile one model per branch",
+                )
+            )
+    for seed in FRESH_SEEDS:
+        inputs = make_inputs(specs, seed)
+        with torch.no_grad():
+            want, _ = flatten(model(*inputs))
+            got = list(traced(*inputs))
+        if any(
+            w.shape != g.shape or not torch.allclose(w, g, rtol=1e-3, atol=1e-4)
+            for w, g in zip(want, got, strict=False)
+        ):
+            findings.append(
+                Finding(
+                    name,
+                    "control-flow",
+                    f"the traced graph differs from eager on fresh inputs (seed {seed}): tracing froze a "
+                    "data-dependent branch or loop",
+                    _defined_at(model),
+                    "remove data-dependent control flow; see the tracer warnings above for the lines",
+                )
+            )
+            break
+    return findings
+
+
+def graph_checks(
+    name: str, model: Any, wrapper: torch.nn.Module, specs: list[dict[str, Any]]
+) -> list[Finding]:
+    """Data-dependent shapes and dtype changes, read off ``torch.export``'s graph (fake tensors)."""
+    try:
+        exported = torch.export.export(wrapper, make_inputs(specs, 0), strict=False)
+    except Exception as exc:  # export is stricter than tracing: report data-dependence, skip the rest
+        text = str(exc)
+        if "data-dependent" in text or "data dependent" in text:
+            call = text.partition("The following call raised this error:")[2].strip().splitlines()
+            return [
+                Finding(
+                    name,
+                    "data-dependent",
+                    text.splitlines()[0],
+                    call[0].strip() if call else "unknown",
+                    "Neuron needs a fixed graph: avoid branching on tensor values and ops whose output size "
+                    "depends on values (nonzero, boolean masks, unique); use torch.where or fixed-size ops",
+                )
+            ]
+        return [
+            Finding(
+                name, "skipped", f"torch.export failed ({type(exc).__name__}); graph checks skipped", "-", "-"
+            )
+        ]
+    findings = []
+    user_inputs = set(exported.graph_signature.user_inputs)
+    placeholders = [n for n in exported.graph.nodes if n.op == "placeholder" and n.name in user_inputs]
+    for node in exported.graph.nodes:
+        value = node.meta.get("val")
+        if not isinstance(value, torch.Tensor):
+            continue
+        where = _line(node.meta.get("stack_trace"), _defined_at(model))
+        if any(not isinstance(d, int) for d in value.shape):
+            findings.append(
+                Finding(
+                    name,
+                    "data-dependent-shape",
+                    f"{node.target} gives a tensor whose shape depends on the data ({list(value.shape)})",
+                    where,
+                    "Neuron needs fixed intermediate shapes: replace it with a fixed-size computation "
+                    "(masking with torch.where, top-k with a fixed k)",
+                )
+            )
+        if node.op == "call_function" and str(node.target) in ("aten.to.dtype", "aten._to_copy.default"):
+            source = node.args[0] if node.args else None
+            declared = (
+                getattr(torch, specs[placeholders.index(source)]["dtype"]) if source in placeholders else None
+            )
+            # int -> float is normal (masks); int32 -> int64 or float32 -> float64 means a wrong declaration
+            if declared is not None and declared.is_floating_point == value.dtype.is_floating_point:
+                index = placeholders.index(source)
+                findings.append(
+                    Finding(
+                        name,
+                        "dtype",
+                        f"input {index} is declared {specs[index]['dtype']} but the model converts "
+                        f"it to {str(value.dtype).removeprefix('torch.')}",
+                        where,
+                        f'declare inputs[{index}].dtype = "{str(value.dtype).removeprefix("torch.")}" '
+                        "(compiled dtypes are fixed)",
+                    )
+                )
+        if value.dtype == torch.float64 and node.op == "call_function":
+            findings.append(
+                Finding(
+                    name,
+                    "dtype",
+                    f"{node.target} computes in float64",
+                    where,
+                    "NeuronCores have no float64: compute in float32 (or bfloat16)",
+                )
+            )
+    return _first_per_place(findings)
+
+
+def _first_per_place(findings: list[Finding]) -> list[Finding]:
+    """One finding per kind and source line (a float64 line has many ops), but every input conversion."""
+    seen, kept = set(), []
+    for finding in findings:
+        key = (finding.kind, finding.where, finding.message if "declared" in finding.message else "")
+        if key not in seen:
+            seen.add(key)
+            kept.append(finding)
+    return kept
+
+
+def operator_support(name: str) -> list[Finding]:
+    """Operator support needs a lowering through torch-xla, which this release does not do yet: say so."""
+    why = (
+        "torch_xla is not importable here"
+        if importlib.util.find_spec("torch_xla") is None
+        else "lowering through torch-xla is not implemented in this release"
+    )
+    return [
+        Finding(
+            name,
+            "skipped",
+            f"operator support not checked: {why}",
+            "-",
+            "compile on a Neuron build host (torch_neuronx.trace reports unsupported operators)",
+        )
+    ]
+
+
+def batch_dependence(name: str, model: Any, specs: list[dict[str, Any]], batch: int) -> list[Finding]:
+    """Rows of a batched call must not influence each other when batches are padded and split."""
+    rows = max(batch, 2)
+    batched = [{**spec, "shape": [rows, *spec["shape"][1:]]} for spec in specs]
+    inputs = make_inputs(batched, 4)
+    with torch.no_grad():
+        together, _ = flatten(model(*inputs))
+        alone = [flatten(model(*[t[i : i + 1] for t in inputs]))[0] for i in range(rows)]
+    for index, out in enumerate(together):
+        each = torch.cat([a[index] for a in alone])
+        if out.shape != each.shape or not torch.allclose(out, each, rtol=1e-3, atol=1e-4):
+            return [
+                Finding(
+                    name,
+                    "batch-dependence",
+                    f"output {index} of a batch of {rows} differs from the rows run one "
+                    "at a time: rows influence each other",
+                    _defined_at(model),
+                    "dynamic batching pads and splits batches, which would change results: make rows "
+                    "independent (eval-mode BatchNorm, no batch-wide reductions) or drop dynamic-batch and "
+                    "batch-buckets",
+                )
+            ]
+    return []
+
+
+def run_checks(
+    name: str, model: Any, wrapper: torch.nn.Module, specs: list[dict[str, Any]], batched: bool
+) -> list[dict[str, str]]:
+    findings = control_flow(name, model, wrapper, specs) + graph_checks(name, model, wrapper, specs)
+    findings += operator_support(name)
+    if batched:
+        findings += batch_dependence(name, model, specs, specs[0]["shape"][0])
+    return [f.as_dict() for f in findings]
+
+
+def describe(findings: list[dict[str, str]]) -> str:
+    """Findings as text, one block each."""
+    return "\n".join(
+        f"- [{f['kind']}] {f['model']}: {f['message']}\n    where: {f['where']}\n    fix: {f['fix']}"
+        for f in findings
+    )
