@@ -80,7 +80,7 @@ ERROR_CASES = [
         minimal() | {"compiler_args": ["-O2"]},
         "tool.neuron.compiler_args",
         [
-            "unknown key; allowed: compiler-args, load, models, module, neuron-target, package, "
+            "unknown key; allowed: check, compiler-args, load, models, module, neuron-target, package, "
             "placement, replicas, targets, timeout"
         ],
         "did you mean 'compiler-args'?",
