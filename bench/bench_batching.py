@@ -29,7 +29,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import sys
 import tempfile
 import textwrap
@@ -39,7 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench_core import clean_env, git_state, install, median, run, table
+from bench_core import clean_env, install, median, run, run_meta, table
 
 PACKAGE = "batchbench"
 WIDTH, HIDDEN = 256, 1024  # ~200 us per call at batch 8 on one thread of this machine's CPU (AMD EPYC)
@@ -48,8 +47,8 @@ DYNAMIC_BATCHES = (8, 64)
 REPLICA_BATCH = 64
 ODD_BATCHES = (1, 3, 9, 17, 65)
 REPLICAS_NOTE = (
-    "torch applies its thread count to a new thread lazily,\n  and hatch_neuron/runtime/model.py's "
-    "ThreadPoolExecutor never triggers it, so each replica's matmuls use one OpenMP thread per CPU."
+    "a replica's worker thread ran with more OpenMP threads than torch.get_num_threads() says: the\n  "
+    "runtime's pool initializer (hatch_neuron/runtime/model.py) should have applied torch's thread count."
 )
 OVERHEAD_GOAL = 1.05  # loader/raw at most this, for a call of ~100 us or more
 DYNAMIC_GOAL = 0.9  # dynamic/ideal throughput at least this
@@ -559,18 +558,9 @@ def main() -> None:
 
     pick = 0 if args.quick else 1
     settings = {key: value[pick] for key, value in SETTINGS.items()}
-    import torch
 
     meta = {
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "torch_default_threads": torch.get_num_threads(),
-        "machine": f"{platform.system()} {platform.machine()} {platform.processor() or ''}".strip(),
-        "git": git_state(),
-        "mode": "quick" if args.quick else "full",
-        "settings": settings,
+        **run_meta(args.quick, settings),
         "target": "cpu",
     }
     print(f"hatch-neuron batching benchmark ({meta['mode']})   repo {meta['git']}")

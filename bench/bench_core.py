@@ -505,6 +505,23 @@ def print_calls(calls: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------------------------ main
 
 
+def run_meta(quick: bool, settings: dict[str, Any]) -> dict[str, Any]:
+    """What a benchmark run's numbers depend on: versions, machine, repository state, settings."""
+    import torch
+
+    return {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "torch_default_threads": torch.get_num_threads(),
+        "machine": f"{platform.system()} {platform.machine()} {platform.processor() or ''}".strip(),
+        "git": git_state(),
+        "mode": "quick" if quick else "full",
+        "settings": settings,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats (well under a minute)")
@@ -522,17 +539,9 @@ def main() -> None:
 
     pick = 0 if args.quick else 1
     settings = {key: value[pick] for key, value in SETTINGS.items()}
-    import torch
 
     meta = {
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "machine": f"{platform.system()} {platform.machine()} {platform.processor() or ''}".strip(),
-        "git": git_state(),
-        "mode": "quick" if args.quick else "full",
-        "settings": settings,
+        **run_meta(args.quick, settings),
         "target": "cpu",
     }
     print(f"hatch-neuron core benchmark ({meta['mode']})   repo {meta['git']}")
