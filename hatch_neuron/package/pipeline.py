@@ -126,6 +126,7 @@ def build(root: Path, staging: Path, project_name: str | None, log: Callable[[st
         "python": platform.python_version(),
     }
     models: dict[str, Any] = {}
+    skipped_checks: dict[str, list[str]] = {}
     for model in plan.models:
         start = time.perf_counter()
         result = compile_model(plan, model, artifact_dir)
@@ -133,8 +134,13 @@ def build(root: Path, staging: Path, project_name: str | None, log: Callable[[st
         for warning in result["warnings"]:
             log(f"warning: {model.name}: {warning}")
         for finding in result["findings"]:
-            prefix = "check skipped" if finding["kind"] == "skipped" else f"warning: {finding['kind']}"
-            log(f"{prefix}: {model.name}: {finding['message']} ({finding['where']}; {finding['fix']})")
+            if finding["kind"] == "skipped":
+                skipped_checks.setdefault(finding["message"], []).append(model.name)
+            else:
+                log(
+                    f"warning: {finding['kind']}: {model.name}: {finding['message']} ({finding['where']}; "
+                    f"{finding['fix']})"
+                )
         for target, entries in result["artifacts"].items():
             for artifact in entries:
                 seconds = artifact.pop("seconds")
@@ -156,6 +162,8 @@ def build(root: Path, staging: Path, project_name: str | None, log: Callable[[st
             "pad_value": model.settings.pad_value,
             "artifacts": result["artifacts"],
         }
+    for message, names in skipped_checks.items():
+        log(f"check skipped ({', '.join(names)}): {message}")
     manifest = {
         "format": FORMAT_VERSION,
         "package": plan.package,
