@@ -126,6 +126,9 @@ class CompiledModel:
         with torch.no_grad():
             if self._single is not None:
                 flat = self._single(*args)
+            elif (exact := self._modules.get(tuple(sizes[d] for d in self.policy.axes))) is not None:
+                # the call's sizes are a compiled bucket: no padding, trimming or chunking to do
+                flat = exact[next(self._turn) % self.replicas](*args)
             else:
                 pieces = self.policy.pieces(sizes, self.replicas)
                 if len(pieces) == 1:
