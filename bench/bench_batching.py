@@ -25,7 +25,6 @@ These numbers say nothing about Neuron devices.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -38,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench_core import clean_env, install, median, run, run_meta, table
+from bench_core import clean_env, install, median, parse_args, run, run_meta, table
 
 PACKAGE = "batchbench"
 WIDTH, HIDDEN = 256, 1024  # ~200 us per call at batch 8 on one thread of this machine's CPU (AMD EPYC)
@@ -542,13 +541,7 @@ def print_odd(calls: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats (under a minute)")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON here")
-    parser.add_argument("--profile", action="store_true", help="print a cProfile of the loader's calls")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--payload", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parse_args(__doc__)
 
     if args.child:
         payload = json.loads(args.payload)

@@ -522,14 +522,19 @@ def run_meta(quick: bool, settings: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats (well under a minute)")
+def parse_args(doc: str) -> argparse.Namespace:
+    """The options every bench script takes (``--child``/``--payload`` are for its own subprocesses)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (under a minute)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON here")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the loader's calls")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--payload", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args(__doc__)
 
     if args.child:
         payload = json.loads(args.payload)
