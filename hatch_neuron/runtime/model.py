@@ -12,7 +12,7 @@ import torch
 
 from .batching import ShapePolicy
 from .manifest import read_artifact, read_manifest
-from .pytree import unflatten
+from .pytree import builder
 from .targets import Selection, core_for_replica, load_artifact, select_target
 
 _selections: dict[str, Selection] = {}
@@ -75,7 +75,7 @@ class CompiledModel:
         self.input_dtypes = self.policy.dtypes
         self.replicas = replica_count(manifest)
         self._placement = manifest.get("placement", "round-robin")
-        self._tree = entry["outputs"]["tree"]
+        self._rebuild = builder(entry["outputs"]["tree"])
         self._modules: dict[tuple[int, ...], list[Any]] | None = None
         self._single: Any = None  # the one module of a model without buckets or replicas: the fast path
         self._lock = threading.Lock()
@@ -135,7 +135,7 @@ class CompiledModel:
                     flat = self._run(args, sizes, next(self._turn) % self.replicas)
                 else:
                     flat = self._run_pieces(args, sizes, pieces)
-        return flat[0] if self._tree == "T" else unflatten(flat, self._tree)
+        return self._rebuild(flat)
 
     def _run(self, args: Any, sizes: dict[int, int], replica: int) -> Any:
         bucket = self.policy.bucket(sizes)

@@ -6,6 +6,8 @@ keeps the structure so the loader hands callers what the eager model returned.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -39,19 +41,27 @@ def flatten(value: Any) -> tuple[list[torch.Tensor], Tree]:
     )
 
 
-def unflatten(leaves: list[torch.Tensor] | tuple[torch.Tensor, ...], tree: Tree) -> Any:
-    """Rebuild the structure ``tree`` from ``leaves`` (the inverse of :func:`flatten`)."""
-    position = 0
+def builder(tree: Tree) -> Callable[[Sequence[torch.Tensor]], Any]:
+    """A function that rebuilds the structure ``tree`` from its leaves, made once per model so that each
+    call only indexes and packs (the inverse of :func:`flatten`)."""
+    position = itertools.count()
 
-    def build(node: Tree) -> Any:
-        nonlocal position
+    def make(node: Tree) -> Callable[[Sequence[torch.Tensor]], Any]:
         if node == "T":
-            position += 1
-            return leaves[position - 1]
+            index = next(position)
+            return lambda leaves: leaves[index]
         ((kind, items),) = node.items()
         if kind == "dict":
-            return {key: build(sub) for key, sub in items}
-        built = [build(sub) for sub in items]
-        return tuple(built) if kind == "tuple" else built
+            pairs = [(key, make(sub)) for key, sub in items]
+            return lambda leaves: {key: part(leaves) for key, part in pairs}
+        parts = [make(sub) for sub in items]
+        if kind == "tuple":
+            return lambda leaves: tuple(part(leaves) for part in parts)
+        return lambda leaves: [part(leaves) for part in parts]
 
-    return build(tree)
+    return make(tree)
+
+
+def unflatten(leaves: Sequence[torch.Tensor], tree: Tree) -> Any:
+    """Rebuild the structure ``tree`` from ``leaves``."""
+    return builder(tree)(leaves)
