@@ -549,13 +549,8 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    pick = 0 if args.quick else 1
-    settings = {key: value[pick] for key, value in SETTINGS.items()}
-
-    meta = {
-        **run_meta(args.quick, settings),
-        "target": "cpu",
-    }
+    meta = run_meta(args.quick, SETTINGS)
+    settings = meta["settings"]
     print(f"hatch-neuron batching benchmark ({meta['mode']})   repo {meta['git']}")
     print(
         "These are numbers for the portable `cpu` target (TorchScript on the host CPU), NOT Neuron numbers."

@@ -505,9 +505,12 @@ def print_calls(calls: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------------------------ main
 
 
-def run_meta(quick: bool, settings: dict[str, Any]) -> dict[str, Any]:
-    """What a benchmark run's numbers depend on: versions, machine, repository state, settings."""
+def run_meta(quick: bool, choices: dict[str, tuple[Any, Any]]) -> dict[str, Any]:
+    """What a benchmark run's numbers depend on: versions, machine, repository state, and the settings
+    picked from ``choices`` (each a (quick, full) pair)."""
     import torch
+
+    settings = {key: value[0 if quick else 1] for key, value in choices.items()}
 
     return {
         "torch": torch.__version__,
@@ -519,6 +522,7 @@ def run_meta(quick: bool, settings: dict[str, Any]) -> dict[str, Any]:
         "git": git_state(),
         "mode": "quick" if quick else "full",
         "settings": settings,
+        "target": "cpu",
     }
 
 
@@ -542,13 +546,8 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    pick = 0 if args.quick else 1
-    settings = {key: value[pick] for key, value in SETTINGS.items()}
-
-    meta = {
-        **run_meta(args.quick, settings),
-        "target": "cpu",
-    }
+    meta = run_meta(args.quick, SETTINGS)
+    settings = meta["settings"]
     print(f"hatch-neuron core benchmark ({meta['mode']})   repo {meta['git']}")
     print(f"torch {meta['torch']}, Python {meta['python']}, {meta['machine']}")
     meta["loadavg_start"] = list(os.getloadavg())
