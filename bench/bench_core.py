@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -526,14 +527,21 @@ def run_meta(quick: bool, choices: dict[str, tuple[Any, Any]]) -> dict[str, Any]
     }
 
 
-def parse_args(doc: str) -> argparse.Namespace:
-    """The options every bench script takes (``--child``/``--payload`` are for its own subprocesses)."""
+def parse_args(
+    doc: str,
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
+    quick_help: str = "fewer repeats (under a minute)",
+) -> argparse.Namespace:
+    """The options every bench script takes (``--child``/``--payload`` are for its own subprocesses);
+    ``extra`` adds a script's own options to the same parser."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats (under a minute)")
+    parser.add_argument("--quick", action="store_true", help=quick_help)
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON here")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the loader's calls")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--payload", help=argparse.SUPPRESS)
+    if extra is not None:
+        extra(parser)
     return parser.parse_args()
 
 

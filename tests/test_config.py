@@ -80,7 +80,7 @@ ERROR_CASES = [
         minimal() | {"compiler_args": ["-O2"]},
         "tool.neuron.compiler_args",
         [
-            "unknown key; allowed: check, compiler-args, load, models, module, neuron-target, package, "
+            "unknown key; allowed: check, compiler-args, inductor-device, load, models, module, neuron-target, package, "
             "placement, replicas, targets, timeout"
         ],
         "did you mean 'compiler-args'?",
@@ -326,14 +326,14 @@ ERROR_CASES = [
     pytest.param(
         minimal(targets=["neuron", "cpux"]),
         "tool.neuron.targets[1]",
-        ["string 'cpux' is not allowed; allowed: neuron, inductor, cpu"],
+        ["string 'cpux' is not allowed; allowed: neuron, xla, inductor, cpu"],
         "did you mean 'cpu'?",
         id="target-unknown",
     ),
     pytest.param(
         minimal(targets=[]),
         "tool.neuron.targets",
-        ["list at least one target; allowed: neuron, inductor, cpu"],
+        ["list at least one target; allowed: neuron, xla, inductor, cpu"],
         None,
         id="targets-empty",
     ),
@@ -604,7 +604,7 @@ def test_env_targets_override_default() -> None:
 def test_env_targets_unknown(value: str, bad: str, hint: str | None) -> None:
     err = error(minimal(), {"HATCH_NEURON_TARGETS": value})
     assert err.path == "HATCH_NEURON_TARGETS"
-    assert err.message == f"unknown target {bad!r}; allowed: neuron, inductor, cpu"
+    assert err.message == f"unknown target {bad!r}; allowed: neuron, xla, inductor, cpu"
     assert err.hint == hint
     assert str(err).startswith("HATCH_NEURON_TARGETS: ")
 

@@ -4,8 +4,11 @@ from .base import Compiled, CompileTarget, TargetOptions, TargetUnavailable
 from .cpu import CpuTarget
 from .inductor import InductorTarget
 from .neuron import NeuronTarget
+from .xla import XlaTarget
 
-TARGETS: dict[str, type[CompileTarget]] = {t.name: t for t in (NeuronTarget, InductorTarget, CpuTarget)}
+TARGETS: dict[str, type[CompileTarget]] = {
+    t.name: t for t in (NeuronTarget, XlaTarget, InductorTarget, CpuTarget)
+}
 
 
 def get_target(name: str) -> CompileTarget:

@@ -23,6 +23,7 @@ class TargetOptions:
     #: The model is dynamically batched and has one artifact per target: targets with a native dynamic
     #: batching (``torch_neuronx.dynamic_batch``) apply it; the others leave it to the loader.
     dynamic_batch: bool = False
+    inductor_device: str = "cpu"
 
 
 @dataclass
@@ -31,6 +32,9 @@ class Compiled:
 
     module: Any
     details: dict[str, Any] = field(default_factory=dict)
+    #: Files that go into the wheel beside the artifact, named ``<artifact stem><suffix>`` (suffix -> file
+    #: in the workdir); the runtime does not load them.
+    companions: dict[str, Path] = field(default_factory=dict)
 
 
 class CompileTarget(ABC):
@@ -41,7 +45,7 @@ class CompileTarget(ABC):
     #: Native code for one platform: the wheel gets a platform tag and an exact torch pin.
     platform_specific: ClassVar[bool] = False
 
-    def preflight(self) -> None:  # noqa: B027 (optional hook: most targets need nothing)
+    def preflight(self, options: TargetOptions) -> None:  # noqa: B027 (optional hook: most targets need nothing)
         """Raise :class:`TargetUnavailable` when this host cannot compile for the target. Runs in the
         build process before any model is imported, so a missing toolchain fails fast."""
 

@@ -7,7 +7,8 @@ run here; it does not fail anything.
 
 from __future__ import annotations
 
-import importlib.util
+import copy
+import importlib
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,7 +17,9 @@ from typing import Any
 import torch
 
 from ..runtime.pytree import flatten
+from .base import TargetUnavailable
 from .inputs import make_inputs
+from .xla import import_torch_xla
 
 #: Seeds of the fresh inputs that traced-vs-eager comparisons use (not the build's 0 and 1).
 FRESH_SEEDS = (2, 3)
@@ -181,22 +184,75 @@ def _first_per_place(findings: list[Finding]) -> list[Finding]:
     return kept
 
 
-def operator_support(name: str) -> list[Finding]:
-    """Operator support needs a lowering through torch-xla, which this release does not do yet: say so."""
-    why = (
-        "torch_xla is not importable here"
-        if importlib.util.find_spec("torch_xla") is None
-        else "lowering through torch-xla is not implemented in this release"
+def operator_support(
+    name: str, model: Any, wrapper: torch.nn.Module, specs: list[dict[str, Any]]
+) -> list[Finding]:
+    """Lower the model through torch-xla (the path ``torch_neuronx.trace`` takes) and report the ops that
+    have no lowering: torch-xla runs those on the CPU, neuronx-cc cannot compile them."""
+    try:
+        torch_xla = import_torch_xla()
+    except TargetUnavailable as exc:
+        return [
+            Finding(
+                name,
+                "skipped",
+                f"operator support not checked: {exc}",
+                "-",
+                "compile on a Neuron build host (torch_neuronx.trace reports unsupported operators)",
+            )
+        ]
+    metrics = importlib.import_module("torch_xla.debug.metrics")
+    device = torch_xla.device()
+    metrics.clear_counters()
+    try:
+        with torch.no_grad():
+            outputs = copy.deepcopy(wrapper).to(device)(*(t.to(device) for t in make_inputs(specs, 0)))
+            torch_xla._XLAC._get_xla_tensors_hlo_proto(list(outputs))
+    except Exception as exc:
+        return [
+            Finding(
+                name,
+                "operator-support",
+                f"lowering through torch-xla failed: {type(exc).__name__}: {_first_line(exc)}",
+                _defined_at(model),
+                "torch_neuronx.trace lowers the same way: change the failing operation",
+            )
+        ]
+    fallbacks = sorted(
+        n for n in metrics.counter_names() if n.startswith("aten::") and n not in CPU_ON_PURPOSE
     )
     return [
         Finding(
             name,
-            "skipped",
-            f"operator support not checked: {why}",
-            "-",
-            "compile on a Neuron build host (torch_neuronx.trace reports unsupported operators)",
+            "operator-support",
+            f"{op} has no XLA lowering: torch-xla ran it on the CPU, and neuronx-cc cannot compile it",
+            _op_line(model, wrapper, specs, op),
+            "replace it with supported operations (see the Neuron PyTorch operator list), or run it outside "
+            "the compiled model",
         )
+        for op in fallbacks
     ]
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [""])[0]
+
+
+#: Counters of CPU work that are data transfers, not missing lowerings.
+CPU_ON_PURPOSE = {"aten::_local_scalar_dense", "aten::_to_copy", "aten::_copy_from"}
+
+
+def _op_line(model: Any, wrapper: torch.nn.Module, specs: list[dict[str, Any]], op: str) -> str:
+    """Where the user's code calls ``op`` (a torch-xla counter name such as ``aten::median.dim_values``)."""
+    base = op.removeprefix("aten::").split(".")[0]
+    try:
+        exported = torch.export.export(wrapper, make_inputs(specs, 0), strict=False)
+    except Exception:
+        return _defined_at(model)
+    for node in exported.graph.nodes:
+        if node.op == "call_function" and str(node.target).split(".")[1:2] == [base]:
+            return _line(node.meta.get("stack_trace"), _defined_at(model))
+    return _defined_at(model)
 
 
 def batch_dependence(name: str, model: Any, specs: list[dict[str, Any]], batch: int) -> list[Finding]:
@@ -229,7 +285,7 @@ def run_checks(
     name: str, model: Any, wrapper: torch.nn.Module, specs: list[dict[str, Any]], batched: bool
 ) -> list[dict[str, str]]:
     findings = control_flow(name, model, wrapper, specs) + graph_checks(name, model, wrapper, specs)
-    findings += operator_support(name)
+    findings += operator_support(name, model, wrapper, specs)
     if batched:
         findings += batch_dependence(name, model, specs, specs[0]["shape"][0])
     return [f.as_dict() for f in findings]

@@ -5,10 +5,14 @@ The code is built for a portable instruction set, not the build host's (AOTInduc
 which every x86-64 server CPU of the last decade runs. The manifest records it, and the runtime refuses
 to load the artifact on a CPU without it instead of crashing with SIGILL. Native code needs the exact
 torch it was built with, so such wheels get a platform tag and an exact torch pin.
+
+With ``inductor-device = "cuda"`` the graph is exported and compiled on the build host's GPU: the kernels
+are for that GPU's compute capability, which the manifest records and the runtime requires.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import platform
 import shutil
@@ -28,7 +32,12 @@ class InductorTarget(CompileTarget):
     suffix = ".pt2"
     platform_specific = True
 
-    def preflight(self) -> None:
+    def preflight(self, options: TargetOptions) -> None:
+        if options.inductor_device == "cuda" and not torch.cuda.is_available():
+            raise TargetUnavailable(
+                'inductor-device = "cuda" compiles on the build host\'s GPU, and this host has none that '
+                f"torch {torch.__version__} can use (torch.cuda.is_available() is False)"
+            )
         if platform.machine() not in MARCH:
             raise TargetUnavailable(
                 f"target 'inductor' builds portable code for x86-64 only; this host is {platform.machine()}"
@@ -46,6 +55,12 @@ class InductorTarget(CompileTarget):
         isa = INDUCTOR_ISA[platform.machine()]
         os.environ["ATEN_CPU_CAPABILITY"] = isa["capability"]  # the vector ISA Inductor generates for
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(workdir / "inductor-cache")
+        details = {"device": options.inductor_device, "isa": isa["name"], "march": MARCH[platform.machine()]}
+        if options.inductor_device == "cuda":
+            module = copy.deepcopy(module).cuda()
+            example_inputs = tuple(t.cuda() for t in example_inputs)
+            details["cuda_capability"] = "{}.{}".format(*torch.cuda.get_device_capability())
+            details["gpu"] = torch.cuda.get_device_name()
         exported = torch.export.export(module, example_inputs, strict=False)
         package = workdir / "model.pt2"
         torch._inductor.aoti_compile_and_package(
@@ -53,7 +68,7 @@ class InductorTarget(CompileTarget):
             package_path=str(package),
             inductor_configs={"cpp.march": MARCH[platform.machine()]},
         )
-        return Compiled(package, {"isa": isa["name"], "march": MARCH[platform.machine()]})
+        return Compiled(package, details)
 
     def save(self, compiled: Compiled, path: Path) -> None:
         shutil.copyfile(compiled.module, path)

@@ -49,7 +49,7 @@ def compiler_args(options: TargetOptions) -> list[str]:
 class NeuronTarget(CompileTarget):
     name = "neuron"
 
-    def preflight(self) -> None:
+    def preflight(self, options: TargetOptions) -> None:
         if importlib.util.find_spec("torch_neuronx") is None:
             raise TargetUnavailable(INSTALL_HINT)
 

@@ -13,12 +13,23 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from ..config import NeuronSettings
 from ..plan import BuildPlan, ModelPlan
 from . import TargetOptions, get_target
 
 
 class CompileError(RuntimeError):
     """Compiling a model failed; the message names the model and the cause."""
+
+
+def target_options(settings: NeuronSettings, model: ModelPlan | None = None) -> TargetOptions:
+    """What the targets read of the settings (for ``model``'s jobs, or for pre-flight without one)."""
+    return TargetOptions(
+        settings.compiler_args,
+        settings.neuron_target,
+        dynamic_batch=model is not None and model.settings.dynamic_batch and len(model.buckets()) == 1,
+        inductor_device=settings.inductor_device,
+    )
 
 
 def _request(plan: BuildPlan, model: ModelPlan, out_dir: Path, work_root: Path, check: str) -> dict[str, Any]:
@@ -29,13 +40,7 @@ def _request(plan: BuildPlan, model: ModelPlan, out_dir: Path, work_root: Path, 
         "rtol": model.settings.rtol,
         "atol": model.settings.atol,
         "sys_path": [str(p) for p in plan.import_paths],
-        "options": asdict(
-            TargetOptions(
-                settings.compiler_args,
-                settings.neuron_target,
-                dynamic_batch=model.settings.dynamic_batch and len(model.buckets()) == 1,
-            )
-        ),
+        "options": asdict(target_options(settings, model)),
         "check": check,
         "inputs": model.input_specs(),
         "batched": model.settings.dynamic_batch or model.settings.batch_buckets is not None,

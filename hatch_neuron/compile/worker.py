@@ -7,14 +7,17 @@ leak into it. Expected failures (bad factory, mismatch) are written to RESULT as
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import json
 import os
+import shutil
 import sys
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +94,13 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _save_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """``write`` a temporary name beside ``path``, then rename it into place."""
+    partial = path.with_name(path.name + ".partial")
+    write(partial)
+    os.replace(partial, path)
+
+
 def _format_warning(w: warnings.WarningMessage) -> str:
     return f"{w.filename}:{w.lineno}: {w.category.__name__}: {w.message}"
 
@@ -146,12 +156,19 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
             for w in caught
             if issubclass(w.category, torch.jit.TracerWarning)
         ]
-        partial = path.with_name(path.name + ".partial")
-        target.save(compiled, partial)
-        os.replace(partial, path)
+        _save_atomically(path, functools.partial(target.save, compiled))
+        companions = {}
+        for suffix, source in compiled.companions.items():
+            companion = path.with_name(path.name.removesuffix(target.suffix) + suffix)
+            _save_atomically(companion, functools.partial(shutil.copyfile, source))
+            companions[suffix] = {
+                "file": companion.name,
+                "sha256": sha256_file(companion),
+                "size": companion.stat().st_size,
+            }
         verified = target.can_verify()
         if verified:
-            loaded = load_artifact(job["target"], path.read_bytes(), {})
+            loaded = load_artifact(job["target"], path.read_bytes(), {}, compiled.details)
             where = f"target {job['target']}" + (f", bucket {bucket}" if bucket else "")
             with torch.no_grad():
                 for inputs, eager, label in (
@@ -172,6 +189,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
                 "output_shapes": [list(t.shape) for t in eager_example],
                 "seconds": round(time.perf_counter() - start, 3),
                 "toolchain": target.toolchain(),
+                **({"companions": companions} if companions else {}),
                 **compiled.details,
             }
         )

@@ -30,7 +30,9 @@ DTYPES = (
 )
 INTEGER_DTYPES = ("int64", "int32", "int16", "int8", "uint8")
 #: Compile targets this release can build.
-TARGETS = ("neuron", "inductor", "cpu")
+TARGETS = ("neuron", "xla", "inductor", "cpu")
+#: Devices the ``inductor`` target compiles for.
+INDUCTOR_DEVICES = ("cpu", "cuda")
 #: Values of ``neuron-target`` (neuronx-cc ``--target``).
 NEURON_INSTANCE_TARGETS = ("inf2", "trn1", "trn1n", "trn2")
 
@@ -244,9 +246,10 @@ class NeuronSettings:
 
     targets: list[Literal[TARGETS]] = field(default_factory=lambda: ["neuron"])  # type: ignore[valid-type]
     """Compile targets, in order of preference at load time: ``neuron`` (``torch_neuronx.trace``),
-    ``inductor`` (AOTInductor native CPU code, x86-64 with AVX2, exact torch), ``cpu`` (TorchScript, runs
-    anywhere). ``HATCH_NEURON_TARGETS=cpu`` (comma-separated) replaces this at
-    build time."""
+    ``xla`` (torch-xla lowering, the path ``torch_neuronx.trace`` takes: an HLO proto for neuronx-cc and a
+    StableHLO program run by torch-xla on any PJRT device; needs ``hatch-neuron[xla]``), ``inductor``
+    (AOTInductor native code, x86-64 with AVX2, exact torch), ``cpu`` (TorchScript, runs anywhere).
+    ``HATCH_NEURON_TARGETS=cpu`` (comma-separated) replaces this at build time."""
 
     module: str = field(default="compiled", metadata={"check": _identifier})
     """Name of the generated module: models are imported from ``<package>.<module>``."""
@@ -261,6 +264,11 @@ class NeuronSettings:
     neuron_target: Literal[NEURON_INSTANCE_TARGETS] | None = None  # type: ignore[valid-type]
     """Instance family to compile for (``--target`` of neuronx-cc): inf2, trn1, trn1n or trn2. Needed
     where the build host has no Neuron device."""
+
+    inductor_device: Literal[INDUCTOR_DEVICES] = "cpu"  # type: ignore[valid-type]
+    """Device the ``inductor`` target compiles for: ``cpu`` (portable x86-64-v3 code) or ``cuda`` (kernels
+    for the build host's GPU, which must exist; the package then loads ``inductor`` only where CUDA is
+    available). Such a model takes CPU or CUDA tensors and returns its outputs on the inputs' device."""
 
     load: Literal["import", "lazy"] = "import"
     """``import``: load every model when the generated module is imported; ``lazy``: on first call."""

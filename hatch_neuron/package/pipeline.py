@@ -19,7 +19,7 @@ from packaging.version import Version
 
 from .. import __version__
 from ..compile import get_target
-from ..compile.runner import compile_model
+from ..compile.runner import compile_model, target_options
 from ..config import ConfigError, load_settings
 from ..plan import BuildPlan, make_plan
 from ..runtime.manifest import ARTIFACT_DIR, FORMAT_VERSION, MANIFEST
@@ -116,7 +116,7 @@ def build(root: Path, staging: Path, project_name: str | None, log: Callable[[st
     settings = plan.settings
     _check_no_source_collision(plan, root)
     for target in settings.targets:
-        get_target(target).preflight()
+        get_target(target).preflight(target_options(settings))
 
     artifact_dir = staging / ARTIFACT_DIR
     artifact_dir.mkdir(parents=True, exist_ok=True)
@@ -188,9 +188,8 @@ def build(root: Path, staging: Path, project_name: str | None, log: Callable[[st
     for model in models.values():
         for entries in model["artifacts"].values():
             for artifact in entries:
-                files[f"{package_dir}/{ARTIFACT_DIR}/{artifact['file']}"] = str(
-                    artifact_dir / artifact["file"]
-                )
+                for name in [artifact["file"]] + [c["file"] for c in artifact.get("companions", {}).values()]:
+                    files[f"{package_dir}/{ARTIFACT_DIR}/{name}"] = str(artifact_dir / name)
     files[f"{package_dir}/{settings.module}.py"] = str(module_file)
 
     platform_specific = any(get_target(t).platform_specific for t in settings.targets)

@@ -94,7 +94,9 @@ class CompiledModel:
                 for key, artifact in self._artifacts.items():
                     data = read_artifact(self.package, artifact["file"], artifact["sha256"])
                     modules[key] = [
-                        load_artifact(self.target, data, manifest, core_for_replica(self._placement, i))
+                        load_artifact(
+                            self.target, data, manifest, artifact, core_for_replica(self._placement, i)
+                        )
                         for i in range(self.replicas)
                     ]
                 if not self.policy.axes and self.replicas == 1:

@@ -2,7 +2,9 @@
 
 Order of preference is the manifest's ``targets`` (the project's ``targets``). A target is usable when
 its runtime is: ``neuron`` needs ``torch_neuronx`` importable and a Neuron device (``/dev/neuron*``);
-``inductor`` needs the exact torch it was built with and the CPU's instruction set; ``cpu`` always is.
+``xla`` needs torch-xla of the running torch's release; ``inductor`` needs the exact torch it was built
+with and the CPU's instruction set (or, built for CUDA, a GPU of the same compute capability); ``cpu``
+always is.
 ``HATCH_NEURON_TARGET=<name>`` forces one.
 """
 
@@ -21,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from .xla import load_stablehlo, xla_problem
 
 OVERRIDE_ENV = "HATCH_NEURON_TARGET"
 
@@ -65,12 +69,31 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
+def first_artifact(manifest: dict[str, Any], target: str) -> dict[str, Any]:
+    """One artifact entry of ``target`` (facts such as the device are the same for all of them)."""
+    for model in manifest.get("models", {}).values():
+        for artifact in model["artifacts"].get(target, []):
+            return artifact
+    return {}
+
+
 def _inductor_problem(manifest: dict[str, Any]) -> str | None:
     built = manifest.get("built_with", {}).get("torch")
     if built and torch.__version__ != built:
         return (
             f"built with torch {built}, this is torch {torch.__version__} (native code needs the exact one)"
         )
+    artifact = first_artifact(manifest, "inductor")
+    if artifact.get("device") == "cuda":
+        if not torch.cuda.is_available():
+            return "built for CUDA, and torch.cuda.is_available() is False here"
+        here = "{}.{}".format(*torch.cuda.get_device_capability())
+        if here != artifact["cuda_capability"]:
+            return (
+                f"built for a GPU of compute capability {artifact['cuda_capability']} ({artifact['gpu']}), "
+                f"this one is {here} ({torch.cuda.get_device_name()})"
+            )
+        return None
     isa = INDUCTOR_ISA.get(platform.machine())
     if isa is None:
         return f"built for x86-64, this machine is {platform.machine()}"
@@ -90,6 +113,8 @@ def unusable_reason(target: str, manifest: dict[str, Any]) -> str | None:
         if not neuron_device_present():
             return "no Neuron device (/dev/neuron*)"
         return None
+    if target == "xla":
+        return xla_problem()
     if target == "cpu":
         return None
     return f"this hatch-neuron runtime does not know target {target!r}; upgrade hatch-neuron"
@@ -151,8 +176,32 @@ def core_for_replica(placement: str | dict[str, int], replica: int) -> int | Non
     return start + replica % count
 
 
-def load_artifact(target: str, data: bytes, manifest: dict[str, Any], core: int | None = None) -> Any:
-    """Load one artifact's bytes as a callable module (a ``neuron`` one onto ``core`` when given)."""
+class OnDevice:
+    """Runs a module whose artifact lives on another device: moves the inputs there and the outputs back
+    to the device of the first input, so a compiled model takes and returns CPU tensors on every target
+    (and tensors already on that device stay there)."""
+
+    def __init__(self, module: Any, device: str | torch.device) -> None:
+        self.module = module
+        self.device = torch.device(device)
+
+    def __call__(self, *inputs: torch.Tensor) -> Any:
+        home = inputs[0].device if inputs else torch.device("cpu")
+        outputs = self.module(*(t.to(self.device) for t in inputs))
+        if isinstance(outputs, torch.Tensor):
+            return outputs.to(home)
+        return type(outputs)(t.to(home) for t in outputs)
+
+
+def load_artifact(
+    target: str,
+    data: bytes,
+    manifest: dict[str, Any],
+    artifact: dict[str, Any],
+    core: int | None = None,
+) -> Any:
+    """Load one artifact's bytes (described by its manifest entry ``artifact``) as a callable module (a
+    ``neuron`` one onto ``core`` when given)."""
     if target == "inductor":
         problem = _inductor_problem(manifest)
         if problem:  # refuse here rather than crash with SIGILL or a symbol error
@@ -162,9 +211,12 @@ def load_artifact(target: str, data: bytes, manifest: dict[str, Any], core: int 
         level = package_log.level
         package_log.setLevel(logging.ERROR)
         try:
-            return torch._inductor.aoti_load_package(io.BytesIO(data))
+            module = torch._inductor.aoti_load_package(io.BytesIO(data))
         finally:
             package_log.setLevel(level)
+        return OnDevice(module, "cuda") if artifact.get("device") == "cuda" else module
+    if target == "xla":
+        return OnDevice(*load_stablehlo(data))
     if target != "neuron":
         return torch.jit.load(io.BytesIO(data), map_location="cpu")
     try:

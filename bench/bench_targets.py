@@ -1,0 +1,603 @@
+"""Benchmark the compile targets side by side: per-call speed against eager, cold build time, import time.
+
+A purpose-built project (package ``benchpkg``, a copy of example_project's ``nets.py``) declares four models
+with fixed shapes (no buckets): ``cnn_b1`` / ``cnn_b8`` (example_project's CNN classifier, input
+``[B, 3, 32, 32]`` float32) and ``encoder_b1`` / ``encoder_b8`` (its transformer encoder, inputs ids
+``[B, 16]`` int64 in [0, 1000) and mask ``[B, 16]`` int64 in [0, 2)). For each target:
+
+1. per call:  ``benchpkg.compiled.<model>(...)`` (the loader's CompiledModel; ``HATCH_NEURON_TARGET``
+              set to the target) versus eager PyTorch (``nets.make_<...>()`` under ``torch.no_grad()``),
+              interleaved rounds, medians, ``torch.set_num_threads(1)``; eager/compiled > 1 means the
+              compiled model is faster.
+2. build:     ``pip wheel --no-build-isolation --no-deps`` of the project with ``HATCH_NEURON_TARGETS``
+              set to the target (one wheel per target) and ``HATCH_NEURON_CACHE=off``, in a fresh folder:
+              a cold build.
+3. import:    in fresh interpreters (``HATCH_NEURON_TARGET=<target>``), ``import benchpkg.compiled`` (which
+              loads every model: ``load = "import"``), timed after ``import torch``.
+
+Targets ``cpu`` (TorchScript) and ``inductor`` (AOTInductor) run in this interpreter. ``xla`` needs torch-xla,
+which lives in another virtual environment: ``--xla-python PATH`` runs this script there as
+``PATH bench/bench_targets.py --targets xla --json OUT`` (with ``PJRT_DEVICE=CPU``) and merges its rows; every
+row says which torch measured it (eager included). Quick mode builds the batch-1 models only.
+
+Run: ``.venv/bin/python bench/bench_targets.py [--quick] [--targets cpu,inductor,xla] [--xla-python PATH]
+[--json PATH] [--profile]``. These are numbers for portable targets on the host CPU, not for Neuron devices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench_core import COMPILE_LINE, clean_env, install, make_inputs, median, parse_args, run, run_meta, table
+
+ROOT = Path(__file__).resolve().parents[1]
+NETS = ROOT / "example_project" / "example_models" / "nets.py"
+PACKAGE = "benchpkg"
+ALL_TARGETS = ("cpu", "inductor", "xla")
+#: Targets whose runtime may be outside this interpreter (module it needs): run by --xla-python when missing.
+OTHER_PYTHON = {"xla": "torch_xla"}
+FAMILIES = {
+    "cnn": {
+        "factory": "make_classifier",
+        "inputs": [{"shape": [3, 32, 32], "dtype": "float32"}],
+    },
+    "encoder": {
+        "factory": "make_encoder",
+        "inputs": [
+            {"shape": [16], "dtype": "int64", "low": 0, "high": 1000},
+            {"shape": [16], "dtype": "int64", "low": 0, "high": 2},
+        ],
+        "rtol": 1e-3,
+        "atol": 1e-4,
+    },
+}
+BATCHES = (1, 8)
+GOAL_TARGET = "inductor"
+
+#: (quick, full). Builds of slow targets (inductor: ~30-60 s per model here) are not repeated in either.
+SETTINGS = {
+    "batches": ((1,), BATCHES),  # the models built and measured: <family>_b<batch>
+    "build_repeats": ({"cpu": 1, "inductor": 1, "xla": 1}, {"cpu": 3, "inductor": 1, "xla": 1}),
+    "load_repeats": (3, 9),
+    "call_rounds": (7, 31),
+    "call_batch_s": (0.01, 0.04),
+}
+
+
+def model_names(batches: tuple[int, ...] | list[int]) -> list[str]:
+    return [f"{family}_b{b}" for b in batches for family in FAMILIES]
+
+
+def model_specs(name: str) -> dict[str, Any]:
+    """The [tool.neuron.models.<name>] table of ``name`` (``<family>_b<batch>``)."""
+    family, _, batch = name.rpartition("_b")
+    spec = dict(FAMILIES[family])
+    spec["inputs"] = [{**i, "shape": [int(batch), *i["shape"]]} for i in spec["inputs"]]
+    return spec
+
+
+# ----------------------------------------------------------------------------------------------- build
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def make_project(root: Path, models: list[str]) -> Path:
+    """The bench project: a flat layout whose factories are a copy of example_project's nets.py."""
+    (root / PACKAGE).mkdir(parents=True)
+    (root / PACKAGE / "__init__.py").write_text("")
+    shutil.copyfile(NETS, root / PACKAGE / "nets.py")
+    header = f"""\
+        [build-system]
+        requires = ["hatchling", "hatch-neuron"]
+        build-backend = "hatchling.build"
+
+        [project]
+        name = "{PACKAGE}"
+        version = "0.1.0"
+
+        [tool.hatch.build.targets.wheel]
+        packages = ["{PACKAGE}"]
+
+        [tool.hatch.build.hooks.neuron]
+
+        [tool.neuron]
+        targets = ["cpu"]  # replaced per build: HATCH_NEURON_TARGETS=<target>
+        load = "import"
+        """
+    lines = [textwrap.dedent(header)]
+    for name in models:
+        spec = model_specs(name)
+        lines.append(f"[tool.neuron.models.{name}]")
+        lines.append(f'factory = "{PACKAGE}.nets:{spec["factory"]}"')
+        lines.append(f"inputs = {toml_value(spec['inputs'])}")
+        for key in ("rtol", "atol"):
+            if key in spec:
+                lines.append(f"{key} = {spec[key]}")
+        lines.append("")
+    (root / "pyproject.toml").write_text("\n".join(lines))
+    return root
+
+
+def build_env(target: str) -> dict[str, str]:
+    env = clean_env(HATCH_NEURON_TARGETS=target, HATCH_NEURON_CACHE="off")
+    import torch
+
+    pinned = (ROOT / "scripts" / "constraints.txt").read_text()
+    if f"torch=={torch.__version__.split('+')[0]}" not in pinned:  # another venv (xla): not this repo's pin
+        env.pop("PIP_CONSTRAINT")
+        env.pop("PIP_BUILD_CONSTRAINT")
+    return env
+
+
+def build_wheel(project: Path, out: Path, target: str) -> dict[str, Any]:
+    """One cold build (fresh output folder, no cache): the wheel, its time, the per-model compile times."""
+    out.mkdir(parents=True)
+    pip = [sys.executable, "-m", "pip", "wheel", "-v", "--no-build-isolation", "--no-deps"]
+    start = time.perf_counter()
+    result = run([*pip, "-w", out, project], env=build_env(target))
+    seconds = time.perf_counter() - start
+    wheels = sorted(out.glob(f"{PACKAGE}-*.whl"))
+    if len(wheels) != 1:
+        raise SystemExit(f"expected one {PACKAGE} wheel in {out}, got {sorted(out.iterdir())}")
+    log = (result.stdout + result.stderr).splitlines()
+    compiles = {m["model"]: float(m["seconds"]) for m in map(COMPILE_LINE.search, log) if m}
+    return {"seconds": seconds, "wheel": wheels[0], "compile_s": compiles}
+
+
+# ------------------------------------------------------------------------------------------ child side
+
+
+def child_load(payload: dict[str, Any]) -> dict[str, Any]:
+    """Table 3, one sample: ``import benchpkg.compiled`` after ``import torch`` in a fresh interpreter."""
+    start = time.perf_counter()
+    import torch  # noqa: F401 (timed separately, not part of the load)
+
+    torch_import_s = time.perf_counter() - start
+    start = time.perf_counter()
+    import benchpkg.compiled as compiled
+
+    seconds = time.perf_counter() - start
+    assert Path(compiled.__file__).is_relative_to(payload["site"]), compiled.__file__
+    models = [getattr(compiled, name) for name in payload["models"]]
+    state = [(m.target, m.loaded) for m in models]
+    assert all(s == (payload["target"], True) for s in state), state
+    return {"seconds": seconds, "torch_import_s": torch_import_s}
+
+
+def time_calls(fn: Callable[[], Any], n: int) -> tuple[float, float]:
+    """Wall and CPU seconds per call of ``fn`` over ``n`` calls, garbage collection off (one untimed call)."""
+    import gc
+
+    gc.collect()
+    gc.disable()
+    try:
+        fn()
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(n):
+            fn()
+        return (time.perf_counter() - wall) / n, (time.process_time() - cpu) / n
+    finally:
+        gc.enable()
+
+
+def interleave(funcs: dict[str, Callable[[], Any]], rounds: int, batch_s: float) -> dict[str, Any]:
+    """Per-call microseconds of each function, ``rounds`` samples each, round-robin with a rotating order;
+    every sample is the same number of calls, sized so the slowest function's takes ~batch_s. Also the CPU
+    seconds per wall second of each function (1.0: one thread busy)."""
+    for fn in funcs.values():  # warm-up: TorchScript's profiling executor optimises over the first calls
+        for _ in range(20):
+            fn()
+    slowest = max(min(time_calls(fn, 5)[0] for _ in range(3)) for fn in funcs.values())
+    n = max(5, round(batch_s / slowest))
+    names = list(funcs)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, float] = dict.fromkeys(names, 0.0)
+    for index in range(rounds):
+        shift = index % len(names)
+        for name in names[shift:] + names[:shift]:
+            wall_s, cpu_s = time_calls(funcs[name], n)
+            samples[name].append(wall_s * 1e6)
+            cpu[name] += cpu_s * 1e6
+    return {
+        "calls_per_sample": n,
+        "samples_us": samples,
+        "cpu_per_wall": {name: cpu[name] / sum(samples[name]) for name in names},
+    }
+
+
+def close(got: Any, want: Any, rtol: float, atol: float) -> float | None:
+    """None when ``got`` matches ``want`` (tensor or dict of tensors), else the largest absolute error."""
+    import torch
+
+    pairs = [(got[k], want[k]) for k in want] if isinstance(want, dict) else [(got, want)]
+    if all(torch.allclose(g, w, rtol=rtol, atol=atol) for g, w in pairs):
+        return None
+    return max(float((g - w).abs().max()) for g, w in pairs)
+
+
+def child_calls(payload: dict[str, Any]) -> dict[str, Any]:
+    """Table 1: every model, compiled (the target forced by HATCH_NEURON_TARGET) versus eager, one thread."""
+    import torch
+
+    torch.set_num_threads(1)
+    import benchpkg.compiled as compiled
+    from benchpkg import nets
+
+    assert Path(compiled.__file__).is_relative_to(payload["site"]), compiled.__file__
+    generator = torch.Generator().manual_seed(0)
+    results: dict[str, Any] = {}
+    profile: list[str] = []
+    for name in payload["models"]:
+        spec = model_specs(name)
+        model = getattr(compiled, name)
+        assert model.target == payload["target"], (name, model.target)
+        eager_model = getattr(nets, spec["factory"])()
+        inputs = make_inputs(spec["inputs"], generator)
+
+        def eager(_model: Any = eager_model, _inputs: tuple[Any, ...] = inputs) -> Any:
+            with torch.no_grad():
+                return _model(*_inputs)
+
+        def loader(_model: Any = model, _inputs: tuple[Any, ...] = inputs) -> Any:
+            return _model(*_inputs)
+
+        # sanity: we time the right thing
+        error = close(loader(), eager(), spec.get("rtol", 1e-3), spec.get("atol", 1e-4))
+        assert error is None, f"{name} [{payload['target']}]: compiled differs from eager by {error}"
+        got = interleave({"eager": eager, "compiled": loader}, payload["rounds"], payload["batch_s"])
+        results[name] = {"shapes": [list(t.shape) for t in inputs], **got}
+        if payload["profile"]:
+            from bench_batching import profile_lines
+
+            profile += profile_lines(loader, 500, f"{PACKAGE}.compiled.{name} [{payload['target']}]")
+    return {"threads": torch.get_num_threads(), "models": results, "profile": "\n".join(profile)}
+
+
+def run_child(mode: str, payload: dict[str, Any], site: Path, cwd: Path, target: str) -> dict[str, Any]:
+    """Run this script as ``--child mode`` in a fresh interpreter (this one's executable) importing from
+    ``site`` with ``HATCH_NEURON_TARGET=target``; return the JSON it printed last."""
+    cmd = [sys.executable, Path(__file__).resolve(), "--child", mode, "--payload", json.dumps(payload)]
+    bench_dir = str(Path(__file__).resolve().parent)
+    env = clean_env(PYTHONPATH=os.pathsep.join([str(site), bench_dir]), HATCH_NEURON_TARGET=target)
+    out = run(cmd, env=env, cwd=cwd).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------------------- parent side
+
+
+def measure_target(target: str, settings: dict[str, Any], work: Path, profile: bool) -> dict[str, Any]:
+    """Build, install, import and call the bench project for one target, in this interpreter."""
+    import torch
+
+    models = model_names(settings["batches"])
+    project = make_project(work / "project", models)
+    row: dict[str, Any] = {
+        "target": target,
+        "torch": torch.__version__,
+        "python": sys.executable,
+        "models": models,
+    }
+    builds = []
+    for index in range(settings["build_repeats"][target]):
+        build = build_wheel(project, work / f"dist-{index}", target)
+        print(f"  [{target}] cold build {index + 1}: {build['seconds']:.1f} s", flush=True)
+        builds.append(build)
+    wheel = builds[-1]["wheel"]
+    row["build"] = {
+        "samples_s": [b["seconds"] for b in builds],
+        "median_s": median([b["seconds"] for b in builds]),
+        "compile_s": {m: median([b["compile_s"][m] for b in builds]) for m in builds[-1]["compile_s"]},
+        "wheel": wheel.name,
+        "wheel_bytes": wheel.stat().st_size,
+    }
+    site = install(wheel, work / "site")
+
+    payload = {"site": str(site), "models": models, "target": target}
+    loads = [run_child("load", payload, site, work, target) for _ in range(settings["load_repeats"])]
+    row["load"] = {
+        "samples_s": [got["seconds"] for got in loads],
+        "median_s": median([got["seconds"] for got in loads]),
+        "torch_import_median_s": median([got["torch_import_s"] for got in loads]),
+    }
+    print(f"  [{target}] import benchpkg.compiled: {row['load']['median_s'] * 1e3:.0f} ms", flush=True)
+
+    payload.update(rounds=settings["call_rounds"], batch_s=settings["call_batch_s"], profile=profile)
+    got = run_child("calls", payload, site, work, target)
+    row["threads"] = got["threads"]
+    row["profile"] = got["profile"]
+    row["calls"] = {}
+    for name, m in got["models"].items():
+        eager_us, compiled_us = median(m["samples_us"]["eager"]), median(m["samples_us"]["compiled"])
+        row["calls"][name] = {
+            "shapes": m["shapes"],
+            "eager_us": eager_us,
+            "compiled_us": compiled_us,
+            "speedup": eager_us / compiled_us,
+            "cpu_per_wall": m["cpu_per_wall"],
+            "calls_per_sample": m["calls_per_sample"],
+            "samples_us": m["samples_us"],
+        }
+    print(f"  [{target}] per-call timings done", flush=True)
+    return row
+
+
+def measure_elsewhere(target: str, python: str, quick: bool, work: Path) -> dict[str, Any]:
+    """Run this script under another interpreter (``--targets <target> --json OUT``); return its row."""
+    out = work / f"{target}.json"
+    quick_flag = ["--quick"] if quick else []
+    cmd = [python, Path(__file__).resolve(), "--targets", target, "--json", out, *quick_flag]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HATCH_NEURON_")}
+    env.pop("PYTHONPATH", None)
+    env.setdefault("PJRT_DEVICE", "CPU")
+    print(f"  [{target}] running under {python} (PJRT_DEVICE={env['PJRT_DEVICE']}) ...", flush=True)
+    result = subprocess.run([str(c) for c in cmd], env=env, cwd=work, capture_output=True, text=True)
+    if not out.exists():  # it did not get as far as its report (an import error, a bad interpreter)
+        tail = (result.stdout + result.stderr).strip().splitlines()[-15:]
+        return {"target": target, "error": f"{python} exited with {result.returncode}", "detail": tail}
+    row = json.loads(out.read_text())["targets"][target]  # its own error or skip reason, if any, is in it
+    row["interpreter"] = python
+    return row
+
+
+def why_not_here(target: str) -> str | None:
+    """Why ``target`` cannot be measured in this interpreter (None: it can)."""
+    module = OTHER_PYTHON.get(target)
+    if module and importlib.util.find_spec(module) is None:
+        return f"{module} is not importable in {sys.executable}"
+    if importlib.util.find_spec(f"hatch_neuron.compile.{target}") is None:
+        return f"this hatch-neuron has no {target!r} target (hatch_neuron/compile/{target}.py)"
+    return None
+
+
+def measure_all(targets: list[str], args: argparse.Namespace, settings: dict[str, Any], work: Path) -> dict:
+    rows: dict[str, dict[str, Any]] = {}
+    for target in targets:
+        reason = why_not_here(target)
+        if reason and target in OTHER_PYTHON:
+            if args.xla_python:
+                rows[target] = measure_elsewhere(target, args.xla_python, args.quick, work)
+            else:
+                rows[target] = {"target": target, "skipped": f"no --xla-python given ({reason})"}
+            continue
+        if reason:
+            rows[target] = {"target": target, "skipped": reason}
+            continue
+        try:
+            rows[target] = measure_target(target, settings, work / target, args.profile)
+        except (Exception, SystemExit) as error:  # keep the other targets' numbers
+            lines = (str(error) or traceback.format_exc()).strip().splitlines()
+            rows[target] = {"target": target, "error": lines[0], "detail": lines[-15:]}
+        if "error" in rows[target]:
+            print(f"  [{target}] FAILED: {rows[target]['error']}", flush=True)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------- report
+
+
+def torch_label(row: dict[str, Any], here: str) -> str:
+    return row["torch"] + ("" if row["torch"] == here and "interpreter" not in row else " (other venv)")
+
+
+def print_calls(rows: dict[str, dict[str, Any]], settings: dict[str, Any], here: str) -> None:
+    measured = [r for r in rows.values() if "calls" in r]
+    threads = sorted({r["threads"] for r in measured})
+    print(
+        f"\n== 1. per call: median us/call over {settings['call_rounds']} interleaved rounds (eager and "
+        f"compiled alternating), torch.set_num_threads({', '.join(map(str, threads)) or '1'}) =="
+    )
+    names = [n for n in model_names(BATCHES) if any(n in r["calls"] for r in measured)]
+    out = []
+    for name in names:
+        for r in measured:
+            c = r["calls"].get(name)
+            if c is None:
+                continue
+            shapes = " ".join("[" + ",".join(map(str, s)) + "]" for s in c["shapes"])
+            cpu = c["cpu_per_wall"]
+            out.append(
+                [
+                    name,
+                    shapes,
+                    r["target"],
+                    torch_label(r, here),
+                    f"{c['eager_us']:.1f}",
+                    f"{c['compiled_us']:.1f}",
+                    f"{c['speedup']:.2f}",
+                    f"{cpu['eager']:.2f}/{cpu['compiled']:.2f}",
+                ]
+            )
+    headers = ["model", "inputs", "target", "torch", "eager us", "compiled us", "eager/compiled"]
+    print(table([*headers, "cpu/wall e/c"], out))
+    print(
+        "compiled = benchpkg.compiled.<model>(...) (the loader's CompiledModel, "
+        "HATCH_NEURON_TARGET=<target>);\n"
+        "eager = nets.make_classifier() / make_encoder() under torch.no_grad(), in the same process (so "
+        "with the torch of that row);\n"
+        "eager/compiled > 1: compiled is faster. cpu/wall e/c: CPU seconds per wall second while timing "
+        "eager / compiled\n  (1.00 = one busy thread; more means the runtime used threads of its own)."
+    )
+
+
+def print_builds(rows: dict[str, dict[str, Any]], here: str) -> None:
+    print(
+        "\n== 2. cold build: pip wheel --no-build-isolation --no-deps, HATCH_NEURON_TARGETS=<target>, "
+        "HATCH_NEURON_CACHE=off =="
+    )
+    out = []
+    for r in rows.values():
+        if "build" not in r:
+            continue
+        b = r["build"]
+        compiles = " ".join(f"{m} {s:.1f}" for m, s in b["compile_s"].items())
+        out.append(
+            [
+                r["target"],
+                torch_label(r, here),
+                str(len(r["models"])),
+                f"{b['median_s']:.1f} ({len(b['samples_s'])})",
+                f"{sum(b['compile_s'].values()):.1f}",
+                compiles,
+                f"{b['wheel_bytes']:,}",
+            ]
+        )
+    headers = ["target", "torch", "models", "build s (runs)", "compile sum s", "per-model compile s"]
+    print(table([*headers, "wheel bytes"], out))
+    print(
+        "build s: wall time of the whole pip wheel (median of the runs); per-model compile s: as the build "
+        "printed them\n  (trace/export, compile, save; not the pre-flight checks, the verification or the "
+        "worker's start)."
+    )
+
+
+def print_loads(rows: dict[str, dict[str, Any]], settings: dict[str, Any], here: str) -> None:
+    print(
+        f"\n== 3. import + load: fresh interpreter per sample, HATCH_NEURON_TARGET=<target>, torch imported "
+        f"before the clock starts (median of {settings['load_repeats']}) =="
+    )
+    out = []
+    for r in rows.values():
+        if "load" not in r:
+            continue
+        out.append(
+            [
+                r["target"],
+                torch_label(r, here),
+                str(len(r["models"])),
+                f"{r['load']['median_s'] * 1e3:.1f}",
+                f"{r['load']['torch_import_median_s'] * 1e3:.0f}",
+            ]
+        )
+    headers = ["target", "torch", "models", f"import {PACKAGE}.compiled ms", "import torch ms (excluded)"]
+    print(table(headers, out))
+
+
+def print_missing(rows: dict[str, dict[str, Any]]) -> None:
+    for r in rows.values():
+        if "skipped" in r:
+            print(f"target {r['target']}: skipped: {r['skipped']}")
+        elif "error" in r:
+            print(f"target {r['target']}: FAILED: {r['error']}")
+            for line in r.get("detail", []):
+                print(f"    {line}")
+
+
+def goal(rows: dict[str, dict[str, Any]], quick: bool) -> tuple[str, str]:
+    """Whether ``inductor`` beat eager on every model (both families, both batch sizes)."""
+    row = rows.get(GOAL_TARGET, {})
+    if "calls" not in row:
+        why = row.get("skipped") or row.get("error") or "not in --targets"
+        return "NOT MET", f"{GOAL_TARGET} not measured: {why}"
+    calls = row["calls"]
+    wanted = model_names(BATCHES)
+    got = {name: calls[name]["speedup"] for name in wanted if name in calls}
+    detail = ", ".join(f"{name} {s:.2f}x" for name, s in got.items())
+    missing = [name for name in wanted if name not in got]
+    if any(s <= 1.0 for s in got.values()):
+        return "NOT MET", detail
+    if missing:
+        why = "quick mode builds batch 1 only; run without --quick" if quick else "not measured"
+        return "NOT MET", f"{detail}{'; ' if detail else ''}missing: {', '.join(missing)} ({why})"
+    return "MET", detail
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--targets",
+        default=",".join(ALL_TARGETS),
+        help=f"comma-separated targets to measure (default: {','.join(ALL_TARGETS)})",
+    )
+    parser.add_argument(
+        "--xla-python",
+        metavar="PATH",
+        help="python of a virtual environment with torch-xla (and hatch-neuron): runs the xla target there",
+    )
+
+
+def main() -> None:
+    args = parse_args(__doc__, add_options, quick_help="fewer repeats and batch-1 models only")
+
+    if args.child:
+        payload = json.loads(args.payload)
+        print(json.dumps(child_load(payload) if args.child == "load" else child_calls(payload)))
+        return
+
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    unknown = [t for t in targets if t not in ALL_TARGETS]
+    if unknown or not targets:
+        raise SystemExit(f"--targets: unknown {unknown}; allowed: {', '.join(ALL_TARGETS)}")
+    meta = run_meta(args.quick, SETTINGS)
+    meta["target"] = ",".join(targets)
+    settings = meta["settings"]
+    print(f"hatch-neuron targets benchmark ({meta['mode']})   repo {meta['git']}")
+    print(
+        "These are numbers for portable targets on the host CPU (cpu: TorchScript, inductor: AOTInductor, "
+        "xla: torch-xla on PJRT CPU), NOT Neuron numbers."
+    )
+    print(
+        f"torch {meta['torch']} (default threads: {meta['torch_default_threads']}; per-call timings use "
+        f"torch.set_num_threads(1)), Python {meta['python']}, {meta['machine']}"
+    )
+    meta["loadavg_start"] = list(os.getloadavg())
+    print(
+        f"CPUs: {meta['cpu_count']} (usable by this process: {meta['cpus_usable']}); "
+        f"load average at start: {meta['loadavg_start'][0]:.2f} (1 min)"
+    )
+    print(
+        f"models: {', '.join(model_names(settings['batches']))} (fixed shapes, no buckets; factories from a "
+        f"copy of {NETS.relative_to(ROOT)}); targets: {', '.join(targets)}"
+    )
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="hatch-neuron-bench-targets-") as tmp:
+        rows = measure_all(targets, args, settings, Path(tmp))
+    meta["total_s"] = time.perf_counter() - started
+    meta["loadavg_end"] = list(os.getloadavg())
+
+    print_calls(rows, settings, meta["torch"])
+    print_builds(rows, meta["torch"])
+    print_loads(rows, settings, meta["torch"])
+    print_missing(rows)
+    for r in rows.values():
+        if r.get("profile"):
+            print(r["profile"])
+    met, detail = goal(rows, args.quick)
+    meta["goal"] = {"met": met, "detail": detail}
+    print(
+        f"\ntotal benchmark time: {meta['total_s']:.0f} s; load average at end: {meta['loadavg_end'][0]:.2f} "
+        "(1 min; anything else running shares these CPUs)"
+    )
+    print(f"goal: {GOAL_TARGET} faster than eager on both models: {met} ({detail})")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"meta": meta, "targets": rows}, indent=2, default=str))
+        print(f"wrote {args.json}")
+    if any("error" in r for r in rows.values()):
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
