@@ -49,6 +49,7 @@ PACKAGE = "benchpkg"
 ALL_TARGETS = ("cpu", "inductor", "xla")
 #: Targets whose runtime may be outside this interpreter (module it needs): run by --xla-python when missing.
 OTHER_PYTHON = {"xla": "torch_xla"}
+SUBRUN_ENV = "BENCH_TARGETS_SUBRUN"  # set in the run that measure_elsewhere starts
 FAMILIES = {
     "cnn": {
         "factory": "make_classifier",
@@ -204,10 +205,12 @@ def interleave(funcs: dict[str, Callable[[], Any]], rounds: int, batch_s: float)
     every sample is the same number of calls, sized so the slowest function's takes ~batch_s. Also the CPU
     seconds per wall second of each function (1.0: one thread busy)."""
     for fn in funcs.values():  # warm-up: TorchScript's profiling executor optimises over the first calls
-        for _ in range(20):
+        start, calls = time.perf_counter(), 0
+        while calls < 20 and (calls < 3 or time.perf_counter() - start < 1.0):  # 3 calls of a slow one
             fn()
-    slowest = max(min(time_calls(fn, 5)[0] for _ in range(3)) for fn in funcs.values())
-    n = max(5, round(batch_s / slowest))
+            calls += 1
+    slowest = max(min(time_calls(fn, 1)[0] for _ in range(3)) for fn in funcs.values())
+    n = max(1, round(batch_s / slowest))
     names = list(funcs)
     samples: dict[str, list[float]] = {name: [] for name in names}
     cpu: dict[str, float] = dict.fromkeys(names, 0.0)
@@ -268,7 +271,8 @@ def child_calls(payload: dict[str, Any]) -> dict[str, Any]:
         if payload["profile"]:
             from bench_batching import profile_lines
 
-            profile += profile_lines(loader, 500, f"{PACKAGE}.compiled.{name} [{payload['target']}]")
+            calls = max(5, min(500, round(2e6 / median(got["samples_us"]["compiled"]))))  # ~2 s at most
+            profile += profile_lines(loader, calls, f"{PACKAGE}.compiled.{name} [{payload['target']}]")
     return {"threads": torch.get_num_threads(), "models": results, "profile": "\n".join(profile)}
 
 
@@ -349,8 +353,12 @@ def measure_elsewhere(target: str, python: str, quick: bool, work: Path) -> dict
     env = {k: v for k, v in os.environ.items() if not k.startswith("HATCH_NEURON_")}
     env.pop("PYTHONPATH", None)
     env.setdefault("PJRT_DEVICE", "CPU")
+    env[SUBRUN_ENV] = "1"
     print(f"  [{target}] running under {python} (PJRT_DEVICE={env['PJRT_DEVICE']}) ...", flush=True)
-    result = subprocess.run([str(c) for c in cmd], env=env, cwd=work, capture_output=True, text=True)
+    try:
+        result = subprocess.run([str(c) for c in cmd], env=env, cwd=work, capture_output=True, text=True)
+    except OSError as error:
+        return {"target": target, "error": f"cannot run {python}: {error}"}
     if not out.exists():  # it did not get as far as its report (an import error, a bad interpreter)
         tail = (result.stdout + result.stderr).strip().splitlines()[-15:]
         return {"target": target, "error": f"{python} exited with {result.returncode}", "detail": tail}
@@ -371,9 +379,10 @@ def why_not_here(target: str) -> str | None:
 
 def measure_all(targets: list[str], args: argparse.Namespace, settings: dict[str, Any], work: Path) -> dict:
     rows: dict[str, dict[str, Any]] = {}
+    subrun = bool(os.environ.get(SUBRUN_ENV))  # run by measure_elsewhere: never hand a target on again
     for target in targets:
         reason = why_not_here(target)
-        if reason and target in OTHER_PYTHON:
+        if reason and target in OTHER_PYTHON and not subrun:
             if args.xla_python:
                 rows[target] = measure_elsewhere(target, args.xla_python, args.quick, work)
             else:
@@ -393,6 +402,10 @@ def measure_all(targets: list[str], args: argparse.Namespace, settings: dict[str
 
 
 # --------------------------------------------------------------------------------------------- report
+
+
+def print_table(headers: list[str], rows: list[list[str]]) -> None:
+    print(table(headers, rows) if rows else "(no target measured)")
 
 
 def torch_label(row: dict[str, Any], here: str) -> str:
@@ -428,7 +441,7 @@ def print_calls(rows: dict[str, dict[str, Any]], settings: dict[str, Any], here:
                 ]
             )
     headers = ["model", "inputs", "target", "torch", "eager us", "compiled us", "eager/compiled"]
-    print(table([*headers, "cpu/wall e/c"], out))
+    print_table([*headers, "cpu/wall e/c"], out)
     print(
         "compiled = benchpkg.compiled.<model>(...) (the loader's CompiledModel, "
         "HATCH_NEURON_TARGET=<target>);\n"
@@ -462,7 +475,7 @@ def print_builds(rows: dict[str, dict[str, Any]], here: str) -> None:
             ]
         )
     headers = ["target", "torch", "models", "build s (runs)", "compile sum s", "per-model compile s"]
-    print(table([*headers, "wheel bytes"], out))
+    print_table([*headers, "wheel bytes"], out)
     print(
         "build s: wall time of the whole pip wheel (median of the runs); per-model compile s: as the build "
         "printed them\n  (trace/export, compile, save; not the pre-flight checks, the verification or the "
@@ -489,7 +502,7 @@ def print_loads(rows: dict[str, dict[str, Any]], settings: dict[str, Any], here:
             ]
         )
     headers = ["target", "torch", "models", f"import {PACKAGE}.compiled ms", "import torch ms (excluded)"]
-    print(table(headers, out))
+    print_table(headers, out)
 
 
 def print_missing(rows: dict[str, dict[str, Any]]) -> None:
@@ -549,6 +562,10 @@ def main() -> None:
     unknown = [t for t in targets if t not in ALL_TARGETS]
     if unknown or not targets:
         raise SystemExit(f"--targets: unknown {unknown}; allowed: {', '.join(ALL_TARGETS)}")
+    if args.xla_python:  # absolute (the runs happen in a temporary folder), symlinks kept (a venv's python)
+        args.xla_python = os.path.abspath(os.path.expanduser(args.xla_python))
+        if not os.access(args.xla_python, os.X_OK) or os.path.isdir(args.xla_python):
+            raise SystemExit(f"--xla-python {args.xla_python}: not an executable file")
     meta = run_meta(args.quick, SETTINGS)
     meta["target"] = ",".join(targets)
     settings = meta["settings"]

@@ -40,7 +40,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hatch-neuron: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(reports, indent=2, sort_keys=True) if args.json else render(reports))
-    bad = any(not a["sha256_ok"] for report in reports for a in all_artifacts(report))
+    bad = any(
+        not entry["sha256_ok"]
+        for report in reports
+        for artifact in all_artifacts(report)
+        for entry in [artifact, *artifact.get("companions", {}).values()]
+    )
     return 1 if bad else 0
 
 

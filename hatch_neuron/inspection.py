@@ -70,11 +70,10 @@ def inspect_path(target: str) -> list[dict[str, Any]]:
     reports = []
     for where, manifest, files in found:
         for artifact in all_artifacts(manifest):
-            data = files.get(artifact["file"])
-            artifact["present"] = data is not None
-            artifact["sha256_ok"] = (
-                data is not None and hashlib.sha256(data).hexdigest() == artifact["sha256"]
-            )
+            for entry in [artifact, *artifact.get("companions", {}).values()]:
+                data = files.get(entry["file"])
+                entry["present"] = data is not None
+                entry["sha256_ok"] = data is not None and hashlib.sha256(data).hexdigest() == entry["sha256"]
         reports.append({"source": where, **manifest, "selection_here": _selection_here(manifest)})
     if not reports:
         raise LookupError(f"{target}: no {SUFFIX} found (was it built with hatch-neuron?)")
@@ -92,6 +91,11 @@ def _spec(spec: dict[str, Any]) -> str:
     return text
 
 
+def _file_line(entry: dict[str, Any]) -> str:
+    state = "ok" if entry["sha256_ok"] else ("MISSING" if not entry["present"] else "MISMATCH")
+    return f"{entry['file']}  {_size(entry['size'])}  sha256 {entry['sha256']} ({state})"
+
+
 def render(reports: list[dict[str, Any]]) -> str:
     lines = []
     for report in reports:
@@ -101,7 +105,8 @@ def render(reports: list[dict[str, Any]]) -> str:
             "  built with: "
             + ", ".join(
                 f"{k} {built.get(k) or '-'}"
-                for k in ("hatch-neuron", "torch", "torch-neuronx", "neuronx-cc", "python")
+                for k in ("hatch-neuron", "torch", "torch-neuronx", "neuronx-cc", "torch-xla", "python")
+                if k in built or k in ("torch-neuronx", "neuronx-cc")
             ),
             f"  module: {report['package']}.{report['module']}   load: {report['load']}   "
             f"targets (preference order): {', '.join(report['targets'])}",
@@ -132,15 +137,11 @@ def render(reports: list[dict[str, Any]]) -> str:
                 lines.append(f"    buckets: {text or '-'}   dynamic batch: {dynamic}   pad value: {pad:g}")
             for target, entries in model["artifacts"].items():
                 for artifact in entries:
-                    state = (
-                        "ok"
-                        if artifact["sha256_ok"]
-                        else ("MISSING" if not artifact["present"] else "MISMATCH")
-                    )
                     verified = "verified vs eager" if artifact["verified"] else "not verified"
                     native = "  torch_neuronx.dynamic_batch" if artifact.get("dynamic_batch") else ""
-                    lines.append(
-                        f"    {target:<7} {artifact['file']}  {_size(artifact['size'])}  "
-                        f"sha256 {artifact['sha256']} ({state})  {verified}{native}"
-                    )
+                    lines.append(f"    {target:<8} {_file_line(artifact)}  {verified}{native}")
+                    lines += [
+                        f"    {'':<8} + {_file_line(companion)}"
+                        for companion in artifact.get("companions", {}).values()
+                    ]
     return "\n".join(lines)

@@ -4,6 +4,7 @@ no leftover temporary folders and no leftover processes. Every build here is a r
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import clean_env, install, make_project, pip_wheel, run_python, single_wheel
 
 INPUT_4 = '[{ shape = [4], dtype = "float32" }]'
@@ -325,6 +327,28 @@ def test_neuron_target_without_torch_neuronx(tmp_path: Path) -> None:
     assert "PYTHONPATH" not in env  # so the torch_neuronx test double is not importable
     output = build_fails(tmp_path, nets, toml)
     assert_mentions(output, "pip install torch-neuronx", "HATCH_NEURON_TARGETS=cpu")
+    assert not marker.exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch_xla") is not None, reason="torch_xla is installed here")
+def test_xla_target_without_torch_xla(tmp_path: Path) -> None:
+    marker = tmp_path / "factory-called"
+    toml = neuron_toml({"enc": "demo_pkg.nets:make"}, targets='["xla", "cpu"]')
+    output = build_fails(tmp_path, marker_nets(marker), toml)
+    assert_mentions(output, "target 'xla' needs torch-xla", "pip install 'hatch-neuron[xla]'")
+    assert not marker.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this host has a GPU")
+def test_inductor_cuda_without_a_gpu(tmp_path: Path) -> None:
+    marker = tmp_path / "factory-called"
+    toml = neuron_toml(
+        {"enc": "demo_pkg.nets:make"}, targets='["inductor"]', extra='inductor-device = "cuda"'
+    )
+    output = build_fails(tmp_path, marker_nets(marker), toml)
+    assert_mentions(
+        output, 'inductor-device = "cuda" compiles on the build host\'s GPU', "is_available() is False"
+    )
     assert not marker.exists()
 
 

@@ -96,3 +96,25 @@ def test_other_torch_falls_back(built: tuple[Path, Path]) -> None:
     report = run_json(fake + CALL, built[1])
     assert report["target"] == "cpu"
     assert "native code needs the exact one" in report["skipped"]["inductor"]
+
+
+@pytest.mark.skipif(
+    not __import__("torch").cuda.is_available(),
+    reason='inductor-device = "cuda" needs a GPU on the build host; this host has none',
+)
+def test_cuda_inductor_matches_eager(tmp_path: Path) -> None:
+    toml = TOML.replace(
+        'targets = ["inductor", "cpu"]', 'targets = ["inductor", "cpu"]\n    inductor-device = "cuda"'
+    )
+    project = make_project(tmp_path / "proj", NETS, toml)
+    pip_wheel(project, tmp_path / "dist")
+    site = install(single_wheel(tmp_path / "dist"), tmp_path / "site")
+    report = run_json(CALL, site)
+    assert report["target"] == "inductor" and report["diff"] < 1e-4
+    on_gpu = run_python(
+        CALL.replace("torch.rand(11, 16)", "torch.rand(11, 16).cuda()").replace(
+            "make()(x)", "make().cuda()(x)"
+        ),
+        site,
+    )
+    assert on_gpu.returncode == 0

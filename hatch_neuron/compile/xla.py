@@ -49,12 +49,19 @@ def import_torch_xla():
 
 
 def zip_folder(folder: Path, archive: Path) -> None:
-    """Zip ``folder``'s files in name order, uncompressed, with fixed timestamps and modes."""
+    """Zip ``folder`` (empty sub-folders too: the loader expects them) in name order, uncompressed, with
+    fixed timestamps and modes."""
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as out:
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            info = zipfile.ZipInfo(path.relative_to(folder).as_posix(), ZIP_TIME)
-            info.external_attr = 0o644 << 16
-            out.writestr(info, path.read_bytes())
+        for path in sorted(folder.rglob("*")):
+            name = path.relative_to(folder).as_posix()
+            if path.is_dir():
+                info = zipfile.ZipInfo(name + "/", ZIP_TIME)
+                info.external_attr = 0o40755 << 16 | 0x10
+                out.writestr(info, b"")
+            else:
+                info = zipfile.ZipInfo(name, ZIP_TIME)
+                info.external_attr = 0o644 << 16
+                out.writestr(info, path.read_bytes())
 
 
 class XlaTarget(CompileTarget):
