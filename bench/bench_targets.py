@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NETS = ROOT / "example_project" / "example_models" / "nets.py"
 PACKAGE = "benchpkg"
 ALL_TARGETS = ("cpu", "inductor", "xla")
-#: Targets whose runtime may be outside this interpreter (module it needs): run by --xla-python when missing.
+#: Targets that need a module (value) that may be missing here; then --xla-python measures them.
 OTHER_PYTHON = {"xla": "torch_xla"}
 SUBRUN_ENV = "BENCH_TARGETS_SUBRUN"  # set in the run that measure_elsewhere starts
 FAMILIES = {
@@ -184,14 +184,16 @@ def child_load(payload: dict[str, Any]) -> dict[str, Any]:
     return {"seconds": seconds, "torch_import_s": torch_import_s}
 
 
-def time_calls(fn: Callable[[], Any], n: int) -> tuple[float, float]:
-    """Wall and CPU seconds per call of ``fn`` over ``n`` calls, garbage collection off (one untimed call)."""
+def time_calls(fn: Callable[[], Any], n: int, warm: bool = True) -> tuple[float, float]:
+    """Wall and CPU seconds per call of ``fn`` over ``n`` calls, garbage collection off (with ``warm``, one
+    untimed call first: the first call after gc.collect() runs on cold caches)."""
     import gc
 
     gc.collect()
     gc.disable()
     try:
-        fn()
+        if warm:
+            fn()
         wall, cpu = time.perf_counter(), time.process_time()
         for _ in range(n):
             fn()
@@ -211,13 +213,14 @@ def interleave(funcs: dict[str, Callable[[], Any]], rounds: int, batch_s: float)
             calls += 1
     slowest = max(min(time_calls(fn, 1)[0] for _ in range(3)) for fn in funcs.values())
     n = max(1, round(batch_s / slowest))
+    warm = slowest < batch_s  # no untimed call before each sample of calls that take ~batch_s or more
     names = list(funcs)
     samples: dict[str, list[float]] = {name: [] for name in names}
     cpu: dict[str, float] = dict.fromkeys(names, 0.0)
     for index in range(rounds):
         shift = index % len(names)
         for name in names[shift:] + names[:shift]:
-            wall_s, cpu_s = time_calls(funcs[name], n)
+            wall_s, cpu_s = time_calls(funcs[name], n, warm)
             samples[name].append(wall_s * 1e6)
             cpu[name] += cpu_s * 1e6
     return {
@@ -345,25 +348,40 @@ def measure_target(target: str, settings: dict[str, Any], work: Path, profile: b
     return row
 
 
-def measure_elsewhere(target: str, python: str, quick: bool, work: Path) -> dict[str, Any]:
+def measure_elsewhere(target: str, python: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """Run this script under another interpreter (``--targets <target> --json OUT``); return its row."""
     out = work / f"{target}.json"
-    quick_flag = ["--quick"] if quick else []
-    cmd = [python, Path(__file__).resolve(), "--targets", target, "--json", out, *quick_flag]
+    flags = [flag for flag, on in (("--quick", args.quick), ("--profile", args.profile)) if on]
+    cmd = [python, Path(__file__).resolve(), "--targets", target, "--json", out, *flags]
     env = {k: v for k, v in os.environ.items() if not k.startswith("HATCH_NEURON_")}
     env.pop("PYTHONPATH", None)
     env.setdefault("PJRT_DEVICE", "CPU")
     env[SUBRUN_ENV] = "1"
     print(f"  [{target}] running under {python} (PJRT_DEVICE={env['PJRT_DEVICE']}) ...", flush=True)
+    lines: list[str] = []
     try:
-        result = subprocess.run([str(c) for c in cmd], env=env, cwd=work, capture_output=True, text=True)
+        with subprocess.Popen(
+            [str(c) for c in cmd],
+            env=env,
+            cwd=work,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        ) as proc:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line.rstrip("\n"))
+                if line.startswith(f"  [{target}]"):  # its progress lines, as they come
+                    print(line, end="", flush=True)
+            returncode = proc.wait()
     except OSError as error:
         return {"target": target, "error": f"cannot run {python}: {error}"}
     if not out.exists():  # it did not get as far as its report (an import error, a bad interpreter)
-        tail = (result.stdout + result.stderr).strip().splitlines()[-15:]
-        return {"target": target, "error": f"{python} exited with {result.returncode}", "detail": tail}
-    row = json.loads(out.read_text())["targets"][target]  # its own error or skip reason, if any, is in it
+        return {"target": target, "error": f"{python} exited with {returncode}", "detail": lines[-15:]}
+    report = json.loads(out.read_text())
+    row = report["targets"][target]  # its own error or skip reason, if any, is in it
     row["interpreter"] = python
+    row["run_meta"] = report["meta"]
     return row
 
 
@@ -384,7 +402,7 @@ def measure_all(targets: list[str], args: argparse.Namespace, settings: dict[str
         reason = why_not_here(target)
         if reason and target in OTHER_PYTHON and not subrun:
             if args.xla_python:
-                rows[target] = measure_elsewhere(target, args.xla_python, args.quick, work)
+                rows[target] = measure_elsewhere(target, args.xla_python, args, work)
             else:
                 rows[target] = {"target": target, "skipped": f"no --xla-python given ({reason})"}
             continue
@@ -436,7 +454,7 @@ def print_calls(rows: dict[str, dict[str, Any]], settings: dict[str, Any], here:
                     torch_label(r, here),
                     f"{c['eager_us']:.1f}",
                     f"{c['compiled_us']:.1f}",
-                    f"{c['speedup']:.2f}",
+                    f"{c['speedup']:.2f}" if c["speedup"] >= 0.1 else f"{c['speedup']:.2g}",
                     f"{cpu['eager']:.2f}/{cpu['compiled']:.2f}",
                 ]
             )
@@ -448,8 +466,18 @@ def print_calls(rows: dict[str, dict[str, Any]], settings: dict[str, Any], here:
         "eager = nets.make_classifier() / make_encoder() under torch.no_grad(), in the same process (so "
         "with the torch of that row);\n"
         "eager/compiled > 1: compiled is faster. cpu/wall e/c: CPU seconds per wall second while timing "
-        "eager / compiled\n  (1.00 = one busy thread; more means the runtime used threads of its own)."
+        "eager / compiled\n  (1.00 = one busy thread; more: the runtime used threads of its own; less: "
+        "it waited,\n  for a CPU that other processes held or for something else)."
     )
+    for r in measured:
+        slow = {name: c for name, c in r["calls"].items() if c["speedup"] < 0.1}
+        if slow:
+            ms = sorted(c["compiled_us"] / 1e3 for c in slow.values())
+            times = sorted(1 / c["speedup"] for c in slow.values())
+            print(
+                f"NOTE: {r['target']}: compiled calls of {', '.join(slow)} take {ms[0]:,.1f}-{ms[-1]:,.1f} "
+                f"ms, {times[0]:,.0f}-{times[-1]:,.0f}x eager's time (--profile shows where it goes)."
+            )
 
 
 def print_builds(rows: dict[str, dict[str, Any]], here: str) -> None:

@@ -19,9 +19,11 @@ CONSTRAINTS = ROOT / "scripts" / "constraints.txt"
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """The test process's environment without hatch-neuron overrides, with torch pinned for pip."""
+    """The test process's environment without hatch-neuron overrides, with torch pinned for pip and the
+    compile cache off (tests of the cache turn it on with their own folder)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HATCH_NEURON_", "TORCH_NEURONX_"))}
     env.pop("PYTHONPATH", None)
+    env["HATCH_NEURON_CACHE"] = "off"
     env.update(PIP_CONSTRAINT=str(CONSTRAINTS), PIP_BUILD_CONSTRAINT=str(CONSTRAINTS))
     env.update(extra)
     return env

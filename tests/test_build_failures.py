@@ -414,8 +414,8 @@ def test_no_temp_folders_left_after_failure(tmp_path: Path) -> None:
             os._exit(3)
     """
     toml = neuron_toml({"first": "demo_pkg.nets:make_ok", "second": "demo_pkg.nets:make_crash"})
-    output = build_fails(tmp_path, nets, toml)  # checks TMPDIR holds no hatch-neuron-* entries
-    # The first model was compiled into the staging folder before the second one crashed.
+    # one job at a time: the first model is compiled into the staging folder before the second one crashes
+    output = build_fails(tmp_path, nets, toml, HATCH_NEURON_JOBS="1")  # checks TMPDIR holds no hatch-neuron-*
     assert_mentions(output, "first [cpu]: compiled", "model 'second'", "the compile process died")
     worker_tmp = Path(cwd_file.read_text())
     assert worker_tmp.parent.resolve() == (tmp_path / "tmp").resolve()  # TMPDIR reached the build

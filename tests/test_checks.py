@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE, make_project, pip_wheel, run
+from conftest import EXAMPLE, clean_env, make_project, pip_wheel, run
 
 NETS = """
     import torch
@@ -133,7 +133,8 @@ def test_unknown_model(project: Path) -> None:
 
 def test_build_fails_on_findings_unless_warn(project: Path, tmp_path: Path) -> None:
     strict = make_project(tmp_path / "strict", NETS, TOML.replace("models.nonzero", "models.skip_nonzero", 0))
-    result = pip_wheel(strict, tmp_path / "dist", check=False)
+    # one job at a time, so that the first model declared is the one that fails the build
+    result = pip_wheel(strict, tmp_path / "dist", check=False, env=clean_env(HATCH_NEURON_JOBS="1"))
     text = result.stdout + result.stderr
     assert result.returncode != 0 and not list((tmp_path / "dist").glob("*.whl"))
     assert "model 'branchy': the pre-flight checks found" in text and '(check = "warn"' in text

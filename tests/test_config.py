@@ -80,8 +80,8 @@ ERROR_CASES = [
         minimal() | {"compiler_args": ["-O2"]},
         "tool.neuron.compiler_args",
         [
-            "unknown key; allowed: check, compiler-args, inductor-device, load, models, module, "
-            "neuron-target, package, placement, replicas, targets, timeout"
+            "unknown key; allowed: cache, cache-dir, check, compiler-args, inductor-device, jobs, load, "
+            "models, module, neuron-target, package, placement, replicas, targets, timeout"
         ],
         "did you mean 'compiler-args'?",
         id="unknown-top-compiler_args",

@@ -9,6 +9,8 @@ from typing import Any, ClassVar
 
 import torch
 
+from .reproducible import torchscript_bytes
+
 
 class TargetUnavailable(RuntimeError):
     """The build host lacks what a target needs; the message says what to install."""
@@ -42,6 +44,8 @@ class CompileTarget(ABC):
     #: How the runtime loads the artifact (recorded in the manifest).
     artifact_format: ClassVar[str] = "torchscript"
     suffix: ClassVar[str] = ".pt"
+    #: Suffixes of the files ``compile`` puts in ``Compiled.companions`` (named ``<stem><suffix>``).
+    companion_suffixes: ClassVar[tuple[str, ...]] = ()
     #: Native code for one platform: the wheel gets a platform tag and an exact torch pin.
     platform_specific: ClassVar[bool] = False
 
@@ -60,7 +64,8 @@ class CompileTarget(ABC):
         """Trace/compile ``module`` (which returns a flat tuple of tensors) on ``example_inputs``."""
 
     def save(self, compiled: Compiled, path: Path) -> None:
-        torch.jit.save(compiled.module, str(path))
+        """Write the artifact to ``path``, byte-identical for the same model and toolchain."""
+        path.write_bytes(torchscript_bytes(compiled.module))
 
     def can_verify(self) -> bool:
         """Whether the artifact can run on this host, so the build can compare it with eager."""

@@ -1,4 +1,10 @@
-"""Build-process side of compiling: run one worker process per model, with a timeout."""
+"""Build-process side of compiling: worker processes, each with a timeout, several at once.
+
+A worker (``python -m hatch_neuron.compile.worker``) handles one model: either its *prepare* step (pre-flight
+checks, artifact keys, cache hits) or one compile job. Its output goes to a file, not a pipe (a process the
+factory left behind may hold a pipe open), and it runs in its own session so that killing it also ends
+whatever the factory started.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +15,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, replace
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..config import NeuronSettings
-from ..plan import BuildPlan, ModelPlan
+from ..plan import BuildPlan, CompileJob, ModelPlan
 from . import TargetOptions, get_target
 
 
@@ -32,101 +39,147 @@ def target_options(settings: NeuronSettings, model: ModelPlan | None = None) -> 
     )
 
 
-def _request(plan: BuildPlan, model: ModelPlan, out_dir: Path, work_root: Path, check: str) -> dict[str, Any]:
-    settings = plan.settings
+def job_request(model: ModelPlan, job: CompileJob, out_dir: Path, work_root: Path) -> dict[str, Any]:
+    return {
+        "target": job.target,
+        "stem": job.stem,
+        "bucket": [list(pair) for pair in job.bucket],
+        "inputs": model.input_specs(job.bucket),
+        "path": str(out_dir / (job.stem + get_target(job.target).suffix)),
+        "workdir": str(work_root / job.stem),
+    }
+
+
+def model_request(plan: BuildPlan, model: ModelPlan) -> dict[str, Any]:
+    """The part of a worker request that describes the model (also what its direct cache key hashes)."""
     return {
         "model": model.name,
         "factory": model.settings.factory,
         "rtol": model.settings.rtol,
         "atol": model.settings.atol,
-        "sys_path": [str(p) for p in plan.import_paths],
-        "options": asdict(target_options(settings, model)),
-        "check": check,
+        "options": asdict(target_options(plan.settings, model)),
         "inputs": model.input_specs(),
         "batched": model.settings.dynamic_batch or model.settings.batch_buckets is not None,
-        "axes": {str(dim): sizes for dim, sizes in model.settings.bucket_axes().items()},
-        "dynamic_batch": model.settings.dynamic_batch,
-        "output_dims": model.settings.output_dims,
-        "jobs": [
-            {
-                "target": job.target,
-                "bucket": [list(pair) for pair in job.bucket],
-                "inputs": model.input_specs(job.bucket),
-                "path": str(out_dir / (job.stem + get_target(job.target).suffix)),
-                "workdir": str(work_root / job.stem),
-            }
-            for job in model.jobs
-        ],
     }
+
+
+@dataclass
+class WorkerTask:
+    """One worker process to run: ``mode`` prepare (checks, keys, cache hits) or compile (``jobs``)."""
+
+    plan: BuildPlan
+    model: ModelPlan
+    mode: str
+    jobs: tuple[CompileJob, ...]
+    check: str = "off"
+    keys: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        if self.mode == "prepare":
+            return f"{self.model.name} [checks]"
+        job = self.jobs[0]
+        bucket = " ".join(f"dim{d}={n}" for d, n in job.bucket)
+        return f"{self.model.name} [{job.target}{' ' + bucket if bucket else ''}]"
 
 
 def _tail(text: str, lines: int = 25) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+class Worker:
+    """A running worker process for one task."""
 
-
-def compile_model(
-    plan: BuildPlan, model: ModelPlan, out_dir: Path, *, check_only: bool = False
-) -> dict[str, Any]:
-    """Check ``model``, then compile every target of it into ``out_dir`` (unless ``check_only``); return the
-    worker's result record."""
-    if check_only:
-        model = replace(model, jobs=())
-    with tempfile.TemporaryDirectory(prefix=f"hatch-neuron-{model.name}-") as tmp:
-        tmp_path = Path(tmp)
-        request_file, result_file = tmp_path / "request.json", tmp_path / "result.json"
-        request_file.write_text(
-            json.dumps(
-                _request(
-                    plan, model, out_dir, tmp_path / "work", "warn" if check_only else plan.settings.check
-                )
-            )
-        )
-        command = [sys.executable, "-m", "hatch_neuron.compile.worker", str(request_file), str(result_file)]
+    def __init__(self, task: WorkerTask, out_dir: Path, request_extra: dict[str, Any]) -> None:
+        self.task = task
+        settings = task.plan.settings
+        self._tmp = tempfile.TemporaryDirectory(prefix=f"hatch-neuron-{task.model.name}-")
+        tmp = Path(self._tmp.name)
+        self.result_file = tmp / "result.json"
+        self.log_file = tmp / "output.log"
+        request = {
+            **model_request(task.plan, task.model),
+            **request_extra,
+            "mode": task.mode,
+            "check": task.check,
+            "tmp": str(tmp),
+            "sys_path": [str(p) for p in task.plan.import_paths],
+            "jobs": [job_request(task.model, job, out_dir, tmp / "work") for job in task.jobs],
+            "keys": task.keys,
+        }
+        (tmp / "request.json").write_text(json.dumps(request))
+        command = [sys.executable, "-m", "hatch_neuron.compile.worker", str(tmp / "request.json")]
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(
                 [str(Path(__file__).resolve().parents[2]), *filter(None, [os.environ.get("PYTHONPATH")])]
             ),
         }
-        log_file = tmp_path / "output.log"
-        with log_file.open("w") as log:
-            # Output goes to a file, not a pipe: a process the factory left behind may hold it open.
-            process = subprocess.Popen(
-                command, cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        self.started = time.monotonic()
+        self.deadline = self.started + settings.timeout
+        with self.log_file.open("w") as log:
+            self.process = subprocess.Popen(
+                [*command, str(self.result_file)],
+                cwd=tmp,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
-            try:
-                process.wait(timeout=plan.settings.timeout)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            except BaseException:  # Ctrl-C or a stopped build: take the worker and its children down too
-                _kill_group(process)
-                raise
-            else:
-                timed_out = False
-            finally:
-                _kill_group(process)  # also ends whatever the factory started in the worker's session
-        output = log_file.read_text(errors="replace")
-        if timed_out:
-            raise CompileError(
-                f"model {model.name!r}: importing, tracing and verifying took longer than "
-                f"{plan.settings.timeout:g} s and was stopped (raise tool.neuron.timeout or "
-                f"HATCH_NEURON_TIMEOUT if the compile is just slow). Last output:\n{_tail(output)}"
-            )
-        if not result_file.exists():
-            raise CompileError(
-                f"model {model.name!r}: the compile process died (exit code {process.returncode}) "
-                f"before reporting a result; the factory or the compiler crashed. "
-                f"Last output:\n{_tail(output)}"
-            )
-        result = json.loads(result_file.read_text())
-    if not result["ok"]:
-        detail = f"\n{result['traceback']}" if "traceback" in result else ""
-        raise CompileError(f"model {model.name!r}: {result['error']}{detail}")
-    result["log"] = output
-    return result
+
+    def done(self) -> bool:
+        return self.process.poll() is not None or time.monotonic() > self.deadline
+
+    def kill(self) -> None:
+        """End the worker and everything it started (its process group), and remove its folder."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self._tmp.cleanup()
+
+    def result(self) -> dict[str, Any]:
+        """The worker's result record; :class:`CompileError` when it failed, died or timed out."""
+        timed_out = self.process.poll() is None
+        self.kill_group_only()
+        output = self.log_file.read_text(errors="replace")
+        name, timeout = self.task.model.name, self.task.plan.settings.timeout
+        try:
+            if timed_out:
+                raise CompileError(
+                    f"model {name!r}: {self.task.label} took longer than {timeout:g} s and was stopped "
+                    "(raise tool.neuron.timeout or HATCH_NEURON_TIMEOUT if the compile is just slow). "
+                    f"Last output:\n{_tail(output)}"
+                )
+            if not self.result_file.exists():
+                raise CompileError(
+                    f"model {name!r}: the compile process died (exit code {self.process.returncode}) "
+                    "before reporting a result; the factory or the compiler crashed. "
+                    f"Last output:\n{_tail(output)}"
+                )
+            result = json.loads(self.result_file.read_text())
+        finally:
+            self._tmp.cleanup()
+        if not result["ok"]:
+            detail = f"\n{result['traceback']}" if "traceback" in result else ""
+            raise CompileError(f"model {name!r}: {result['error']}{detail}")
+        result["seconds"] = time.monotonic() - self.started
+        return result
+
+    def kill_group_only(self) -> None:
+        """End whatever the worker left running in its session (also after a normal exit)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+
+def run_one(task: WorkerTask, out_dir: Path, request_extra: dict[str, Any]) -> dict[str, Any]:
+    """Run one task to completion (Ctrl-C or an error here kills the worker)."""
+    worker = Worker(task, out_dir, request_extra)
+    try:
+        while not worker.done():
+            time.sleep(0.02)
+    except BaseException:
+        worker.kill()
+        raise
+    return worker.result()

@@ -8,7 +8,6 @@ leak into it. Expected failures (bad factory, mismatch) are written to RESULT as
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib
 import json
 import os
@@ -23,12 +22,15 @@ from typing import Any
 
 import torch
 
+from ..cache import CorruptEntry, LocalCache
+from ..cache.deps import ReadTracker
+from ..cache.keys import artifact_key, computation_digest
+from ..cache.store import sha256_file
 from ..runtime.pytree import flatten
 from ..runtime.targets import load_artifact
-from . import TargetOptions, get_target
+from . import CompileTarget, TargetOptions, get_target
 from .checks import describe, run_checks
 from .inputs import CHECK_SEED, TRACE_SEED, make_inputs
-from .output_dims import OutputDimsError, output_dims
 from .verify import MismatchError, compare
 
 
@@ -86,14 +88,6 @@ def build_model(spec: str) -> Any:
     )
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _save_atomically(path: Path, write: Callable[[Path], object]) -> None:
     """``write`` a temporary name beside ``path``, then rename it into place."""
     partial = path.with_name(path.name + ".partial")
@@ -109,109 +103,240 @@ def _spec_of(tensors: list[torch.Tensor]) -> list[dict[str, Any]]:
     return [{"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")} for t in tensors]
 
 
-def run(request: dict[str, Any]) -> dict[str, Any]:
-    name = request["model"]
-    torch.manual_seed(0)  # factories that initialise weights randomly get the same weights every build
-    model = build_model(request["factory"])
-    wrapper = FlatOutputs(model).eval()
-    findings = []
-    if request["check"] != "off":
-        findings = run_checks(name, model, wrapper, request["inputs"], request["batched"])
-        problems = [f for f in findings if f["kind"] != "skipped"]
-        if problems and request["check"] == "error":
-            raise ModelError(
-                f"the pre-flight checks found {len(problems)} problem(s) that would make torch_neuronx.trace "
-                f'fail or give wrong results:\n{describe(problems)}\n(check = "warn" in [tool.neuron] '
-                "downgrades them to warnings)"
-            )
-    if not request["jobs"]:
-        return {"ok": True, "findings": findings}
-    options = TargetOptions(**request["options"])
-    artifacts: dict[str, list[dict[str, Any]]] = {}
-    eager_by_bucket: dict[str, Any] = {}
-    found_warnings: list[str] = []
-    tree = None
-    for job in request["jobs"]:
-        specs, bucket = job["inputs"], {int(dim): size for dim, size in job["bucket"]}
+class ModelSession:
+    """One model in this worker: the eager model, its example inputs and eager outputs per bucket."""
+
+    def __init__(self, request: dict[str, Any]) -> None:
+        self.request = request
+        self.name = request["model"]
+        torch.manual_seed(0)  # factories that initialise weights randomly get the same weights every build
+        self.model = build_model(request["factory"])
+        self.wrapper = FlatOutputs(self.model).eval()
+        self._buckets: dict[str, Any] = {}
+        self.tree: Any = None
+
+    def bucket(self, job: dict[str, Any]) -> tuple[Any, Any, list[torch.Tensor], list[torch.Tensor]]:
+        """(example inputs, check inputs, eager outputs on each) for the job's bucket."""
         key = json.dumps(job["bucket"])
-        if key not in eager_by_bucket:
-            example, check = make_inputs(specs, TRACE_SEED), make_inputs(specs, CHECK_SEED)
+        if key not in self._buckets:
+            example, check = make_inputs(job["inputs"], TRACE_SEED), make_inputs(job["inputs"], CHECK_SEED)
             with torch.no_grad():
-                eager_example, job_tree = flatten(model(*example))
-                eager_check, _ = flatten(model(*check))
-            if tree is not None and job_tree != tree:
-                raise ModelError(f"the output structure changes with the bucket: {tree} vs {job_tree}")
-            tree = job_tree
-            eager_by_bucket[key] = (example, check, eager_example, eager_check)
-        example, check, eager_example, eager_check = eager_by_bucket[key]
-        target = get_target(job["target"])
-        path, workdir = Path(job["path"]), Path(job["workdir"])
-        workdir.mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
-        with warnings.catch_warnings(record=True) as caught, torch.no_grad():
-            warnings.simplefilter("always")
-            compiled = target.compile(wrapper, example, workdir, options)
-        found_warnings += [
-            f"{job['target']}: {_format_warning(w)}"
-            for w in caught
-            if issubclass(w.category, torch.jit.TracerWarning)
-        ]
-        _save_atomically(path, functools.partial(target.save, compiled))
-        companions = {}
-        for suffix, source in compiled.companions.items():
-            companion = path.with_name(path.name.removesuffix(target.suffix) + suffix)
-            _save_atomically(companion, functools.partial(shutil.copyfile, source))
-            companions[suffix] = {
-                "file": companion.name,
-                "sha256": sha256_file(companion),
-                "size": companion.stat().st_size,
-            }
-        verified = target.can_verify()
-        if verified:
-            loaded = load_artifact(job["target"], path.read_bytes(), {}, compiled.details)
-            where = f"target {job['target']}" + (f", bucket {bucket}" if bucket else "")
-            with torch.no_grad():
-                for inputs, eager, label in (
-                    (example, eager_example, "example inputs"),
-                    (check, eager_check, "second input set, seed 1"),
-                ):
-                    got = list(loaded(*inputs))
-                    compare(name, eager, got, request["rtol"], request["atol"], f"{where}, {label}")
-        artifacts.setdefault(job["target"], []).append(
-            {
-                "bucket": {str(dim): size for dim, size in bucket.items()},
-                "file": path.name,
-                "format": target.artifact_format,
-                "sha256": sha256_file(path),
-                "size": path.stat().st_size,
-                "verified": verified,
-                "input_shapes": [spec["shape"] for spec in specs],
-                "output_shapes": [list(t.shape) for t in eager_example],
-                "seconds": round(time.perf_counter() - start, 3),
-                "toolchain": target.toolchain(),
-                **({"companions": companions} if companions else {}),
-                **compiled.details,
-            }
-        )
-    first = next(iter(artifacts.values()))
-    axes = {int(dim): sizes for dim, sizes in request["axes"].items()}
-    try:
-        dims = output_dims(
-            axes,
-            [({int(d): n for d, n in a["bucket"].items()}, a["output_shapes"]) for a in first],
-            request["output_dims"],
-            request["dynamic_batch"],
-        )
-    except OutputDimsError as exc:
-        raise ModelError(str(exc)) from None
-    _, _, eager_example, _ = next(iter(eager_by_bucket.values()))
+                eager_example, tree = flatten(self.model(*example))
+                eager_check, _ = flatten(self.model(*check))
+            if self.tree is not None and tree != self.tree:
+                raise ModelError(f"the output structure changes with the bucket: {self.tree} vs {tree}")
+            self.tree = tree
+            self._buckets[key] = (example, check, eager_example, eager_check)
+        return self._buckets[key]
+
+    def verify(self, job: dict[str, Any], path: Path, details: dict[str, Any]) -> None:
+        example, check, eager_example, eager_check = self.bucket(job)
+        loaded = load_artifact(job["target"], path.read_bytes(), {}, details)
+        bucket = {int(dim): size for dim, size in job["bucket"]}
+        where = f"target {job['target']}" + (f", bucket {bucket}" if bucket else "")
+        with torch.no_grad():
+            for inputs, eager, label in (
+                (example, eager_example, "example inputs"),
+                (check, eager_check, "second input set, seed 1"),
+            ):
+                got = list(loaded(*inputs))
+                rtol, atol = self.request["rtol"], self.request["atol"]
+                compare(self.name, eager, got, rtol, atol, f"{where}, {label}")
+
+    def outputs(self, job: dict[str, Any]) -> dict[str, Any]:
+        _, _, eager_example, _ = self.bucket(job)
+        return {"tree": self.tree, "specs": _spec_of(eager_example)}
+
+
+def _paths(job: dict[str, Any], target: CompileTarget) -> tuple[Path, dict[str, Path]]:
+    """The artifact's path and its companions' (suffix -> path), all named after the job's stem."""
+    path = Path(job["path"])
+    stem = path.name.removesuffix(target.suffix)
+    return path, {suffix: path.with_name(stem + suffix) for suffix in target.companion_suffixes}
+
+
+def _entry(job: dict[str, Any], path: Path, companions: dict[str, Path], facts: dict[str, Any]) -> dict:
+    """The manifest entry of an artifact at ``path`` (``facts``: what the target and the build found)."""
     return {
-        "ok": True,
-        "outputs": {"tree": tree, "specs": _spec_of(eager_example), "dims": dims},
-        "artifacts": artifacts,
-        "warnings": found_warnings,
-        "findings": findings,
+        "bucket": {str(dim): size for dim, size in job["bucket"]},
+        "file": path.name,
+        "sha256": sha256_file(path),
+        "size": path.stat().st_size,
+        "input_shapes": [spec["shape"] for spec in job["inputs"]],
+        **facts,
+        **(
+            {
+                "companions": {
+                    suffix: {"file": p.name, "sha256": sha256_file(p), "size": p.stat().st_size}
+                    for suffix, p in companions.items()
+                }
+            }
+            if companions
+            else {}
+        ),
     }
+
+
+def compile_job(session: ModelSession, job: dict[str, Any], options: TargetOptions) -> dict[str, Any]:
+    """Trace/compile one job, save it atomically, verify it against eager; return its manifest entry."""
+    target = get_target(job["target"])
+    example, _, eager_example, _ = session.bucket(job)
+    path, companion_paths = _paths(job, target)
+    workdir = Path(job["workdir"])
+    workdir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught, torch.no_grad():
+        warnings.simplefilter("always")
+        compiled = target.compile(session.wrapper, example, workdir, options)
+    found = [
+        f"{job['target']}: {_format_warning(w)}"
+        for w in caught
+        if issubclass(w.category, torch.jit.TracerWarning)
+    ]
+    _save_atomically(path, functools.partial(target.save, compiled))
+    for suffix, source in compiled.companions.items():
+        _save_atomically(companion_paths[suffix], functools.partial(shutil.copyfile, source))
+    verified = target.can_verify()
+    if verified:
+        session.verify(job, path, compiled.details)
+    facts = {
+        "format": target.artifact_format,
+        "verified": verified,
+        "output_shapes": [list(t.shape) for t in eager_example],
+        "toolchain": target.toolchain(),
+        **compiled.details,
+    }
+    entry = _entry(job, path, companion_paths, facts)
+    return {**entry, "seconds": round(time.perf_counter() - start, 3), "warnings": found}
+
+
+def job_key(session: ModelSession, job: dict[str, Any], options: dict[str, Any], versions: dict) -> str:
+    example, _, _, _ = session.bucket(job)
+    target = get_target(job["target"])
+    return artifact_key(
+        computation_digest(session.wrapper, example),
+        job["inputs"],
+        job["target"],
+        options,
+        {**versions, **target.toolchain()},
+    )
+
+
+def fetch_job(
+    session: ModelSession, job: dict[str, Any], key: str, cache: LocalCache, events: list[str]
+) -> dict[str, Any] | None:
+    """The job's artifact from the cache (checked by sha256 and against eager), or None."""
+    target = get_target(job["target"])
+    path, companion_paths = _paths(job, target)
+    start = time.perf_counter()
+    dest = {"artifact": path, **{f"companion{s}": p for s, p in companion_paths.items()}}
+    try:
+        meta = cache.fetch(key, dest)
+    except CorruptEntry as exc:
+        events.append(f"{session.name} [{job['target']}]: {exc}")
+        return None
+    if meta is None:
+        return None
+    if meta["facts"]["verified"]:
+        session.verify(job, path, meta["facts"])
+    entry = _entry(job, path, companion_paths, meta["facts"])
+    return {**entry, "seconds": round(time.perf_counter() - start, 3), "warnings": [], "cached": True}
+
+
+def store_job(cache: LocalCache, key: str, job: dict[str, Any], entry: dict[str, Any]) -> None:
+    target = get_target(job["target"])
+    path, companion_paths = _paths(job, target)
+    facts = {k: v for k, v in entry.items() if k not in _ENTRY_OWN}
+    files = {"artifact": path, **{f"companion{s}": p for s, p in companion_paths.items()}}
+    description = f"{job['target']} {path.name} ({session_label(job)})"
+    cache.store(key, files, {"facts": facts, "description": description})
+
+
+#: Entry fields that belong to one build (file names, hashes, timings), not to the cached artifact.
+_ENTRY_OWN = {
+    "bucket",
+    "file",
+    "sha256",
+    "size",
+    "input_shapes",
+    "companions",
+    "seconds",
+    "warnings",
+    "cached",
+}
+
+
+def session_label(job: dict[str, Any]) -> str:
+    return " ".join(f"dim{d}={n}" for d, n in job["bucket"]) or "no buckets"
+
+
+def compile_or_reuse(
+    session: ModelSession,
+    job: dict[str, Any],
+    key: str | None,
+    cache: LocalCache | None,
+    options: TargetOptions,
+    events: list[str],
+) -> dict[str, Any]:
+    if cache is None or key is None:
+        return compile_job(session, job, options)
+    with cache.lock(key):  # another build compiling the same key: wait for it, then reuse its entry
+        entry = fetch_job(session, job, key, cache, events)
+        if entry is None:
+            entry = compile_job(session, job, options)
+            store_job(cache, key, job, entry)
+    return entry
+
+
+def run(request: dict[str, Any]) -> dict[str, Any]:
+    """``mode`` prepare: checks, artifact keys, cache hits (and the misses too when ``compile_misses``);
+    compile: the given jobs."""
+    if request.get("threads"):
+        torch.set_num_threads(request["threads"])
+    # what the build itself reads and writes (its folders, the cache) is not the model's input
+    untracked = [Path(request["tmp"]), *(Path(job["path"]).parent for job in request["jobs"])]
+    untracked += [Path(request["cache_dir"])] if request.get("cache_dir") else []
+    tracker = ReadTracker(untracked) if request.get("track_reads") else None
+    session = ModelSession(request)
+    options = TargetOptions(**request["options"])
+    cache = LocalCache(Path(request["cache_dir"])) if request.get("cache_dir") else None
+    jobs = request["jobs"]
+    result: dict[str, Any] = {"ok": True, "findings": [], "artifacts": {}, "keys": {}, "events": []}
+    keys, artifacts = result["keys"], result["artifacts"]
+    if request["mode"] == "prepare":
+        if request["check"] != "off":
+            findings = run_checks(
+                session.name, session.model, session.wrapper, request["inputs"], request["batched"]
+            )
+            problems = [f for f in findings if f["kind"] != "skipped"]
+            if problems and request["check"] == "error":
+                raise ModelError(
+                    f"the pre-flight checks found {len(problems)} problem(s) that would make "
+                    f"torch_neuronx.trace fail or give wrong results:\n{describe(problems)}\n"
+                    '(check = "warn" in [tool.neuron] downgrades them to warnings)'
+                )
+            result["findings"] = findings
+        for job in jobs if cache else []:
+            keys[job["stem"]] = job_key(session, job, request["options"], request["versions"])
+            entry = fetch_job(session, job, keys[job["stem"]], cache, result["events"])
+            if entry is not None:
+                artifacts[job["stem"]] = entry
+        if request.get("compile_misses"):
+            for job in jobs:
+                if job["stem"] not in artifacts:
+                    key = keys.get(job["stem"])
+                    artifacts[job["stem"]] = compile_or_reuse(
+                        session, job, key, cache, options, result["events"]
+                    )
+    else:
+        for job in jobs:
+            key = request["keys"].get(job["stem"])
+            artifacts[job["stem"]] = compile_or_reuse(session, job, key, cache, options, result["events"])
+    if jobs:
+        result["outputs"] = {"stem": jobs[0]["stem"], **session.outputs(jobs[0])}
+    if tracker is not None:
+        result["reads"] = tracker.files()
+    return result
 
 
 def main(argv: list[str]) -> int:

@@ -20,19 +20,17 @@ import importlib
 import importlib.metadata
 import importlib.util
 import shutil
-import zipfile
 from pathlib import Path
 
 import torch
 
 from .base import Compiled, CompileTarget, TargetOptions, TargetUnavailable
+from .reproducible import zip_folder
 
 INSTALL_HINT = (
     "target 'xla' needs torch-xla on the build host: pip install 'hatch-neuron[xla]' (torch-xla 2.9.0 "
     "works only with torch 2.9.0, so use a separate environment for it)"
 )
-#: zip entries get this timestamp, so that the same program gives the same bytes.
-ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 def import_torch_xla():
@@ -48,26 +46,11 @@ def import_torch_xla():
         ) from None
 
 
-def zip_folder(folder: Path, archive: Path) -> None:
-    """Zip ``folder`` (empty sub-folders too: the loader expects them) in name order, uncompressed, with
-    fixed timestamps and modes."""
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as out:
-        for path in sorted(folder.rglob("*")):
-            name = path.relative_to(folder).as_posix()
-            if path.is_dir():
-                info = zipfile.ZipInfo(name + "/", ZIP_TIME)
-                info.external_attr = 0o40755 << 16 | 0x10
-                out.writestr(info, b"")
-            else:
-                info = zipfile.ZipInfo(name, ZIP_TIME)
-                info.external_attr = 0o644 << 16
-                out.writestr(info, path.read_bytes())
-
-
 class XlaTarget(CompileTarget):
     name = "xla"
     artifact_format = "stablehlo"
     suffix = ".stablehlo.zip"
+    companion_suffixes = (".hlo.pb",)
 
     def preflight(self, options: TargetOptions) -> None:
         if importlib.util.find_spec("torch_xla") is None:

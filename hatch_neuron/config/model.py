@@ -274,7 +274,8 @@ class NeuronSettings:
     """``import``: load every model when the generated module is imported; ``lazy``: on first call."""
 
     timeout: float = 3600.0
-    """Seconds one model may take to import, trace, compile and verify before the build fails.
+    """Seconds one worker process (a model's checks, or one compile job: import, trace, compile, verify)
+    may take before the build fails.
     ``HATCH_NEURON_TIMEOUT`` overrides it."""
 
     check: Literal["error", "warn", "off"] = "error"
@@ -288,6 +289,20 @@ class NeuronSettings:
     visible NeuronCore) or a table ``{ start = 0, count = 2 }`` pinning them to those cores (replica ``i``
     on core ``start + i % count``). ``NEURON_RT_VISIBLE_CORES`` / ``NEURON_RT_NUM_CORES`` decide which cores
     are visible. Ignored by portable targets."""
+
+    cache: Literal["on", "off", "verify"] = "on"
+    """The compile cache: ``on`` reuses artifacts whose computation, input specs, target, compiler options
+    and toolchain versions are unchanged (a warm build whose model files are unchanged does not even run
+    the factories); ``verify`` always runs the factories and keys artifacts by the traced computation;
+    ``off`` compiles everything. ``HATCH_NEURON_CACHE`` overrides."""
+
+    cache_dir: str | None = None
+    """Folder of the compile cache (relative to the project when relative). Default: the user cache
+    folder (``~/.cache/hatch-neuron`` on Linux, via platformdirs). ``HATCH_NEURON_CACHE_DIR`` overrides."""
+
+    jobs: int | None = None
+    """How many compile jobs (a model at one bucket for one target) run at once, each in its own worker
+    process. Default: the number of CPUs this process may use. ``HATCH_NEURON_JOBS`` overrides."""
 
     replicas: int = 1
     """Copies of each model to load (one per NeuronCore on ``neuron``, one per thread on ``cpu``); chunks
@@ -304,6 +319,8 @@ class NeuronSettings:
             raise ConfigError(f"{path}.targets", f"a target is listed twice: {self.targets}")
         if self.replicas < 1:
             raise ConfigError(f"{path}.replicas", f"must be >= 1, got {self.replicas}")
+        if self.jobs is not None and self.jobs < 1:
+            raise ConfigError(f"{path}.jobs", f"must be >= 1, got {self.jobs}")
         if self.timeout <= 0:
             raise ConfigError(f"{path}.timeout", f"must be > 0 seconds, got {self.timeout}")
         lowered: dict[str, str] = {}

@@ -132,7 +132,7 @@ def _convert_dataclass(cls: type[T], raw: Any, path: str) -> T:
 
 
 def _env_overrides(settings: NeuronSettings, environ: Mapping[str, str]) -> NeuronSettings:
-    """Apply HATCH_NEURON_TARGETS / HATCH_NEURON_TIMEOUT; their errors name the variable, not the file."""
+    """Apply the HATCH_NEURON_* build variables; their errors name the variable, not the file."""
     changes: dict[str, Any] = {}
     targets_env = environ.get("HATCH_NEURON_TARGETS", "").strip()
     if targets_env:
@@ -160,6 +160,18 @@ def _env_overrides(settings: NeuronSettings, environ: Mapping[str, str]) -> Neur
                 "HATCH_NEURON_TIMEOUT", f"expected a positive number of seconds, got {timeout_env!r}"
             )
         changes["timeout"] = timeout
+    jobs_env = environ.get("HATCH_NEURON_JOBS", "").strip()
+    if jobs_env:
+        if not jobs_env.isdigit() or int(jobs_env) < 1:
+            raise ConfigError("HATCH_NEURON_JOBS", f"expected a whole number >= 1, got {jobs_env!r}")
+        changes["jobs"] = int(jobs_env)
+    cache_env = environ.get("HATCH_NEURON_CACHE", "").strip()
+    if cache_env:
+        if cache_env not in ("on", "off", "verify"):
+            raise ConfigError("HATCH_NEURON_CACHE", f"expected on, off or verify, got {cache_env!r}")
+        changes["cache"] = cache_env
+    if environ.get("HATCH_NEURON_CACHE_DIR", "").strip():
+        changes["cache_dir"] = environ["HATCH_NEURON_CACHE_DIR"].strip()
     return dataclasses.replace(settings, **changes) if changes else settings
 
 

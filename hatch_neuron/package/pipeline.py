@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import platform
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,7 +18,8 @@ from packaging.version import Version
 
 from .. import __version__
 from ..compile import get_target
-from ..compile.runner import compile_model, target_options
+from ..compile.runner import WorkerTask, run_one, target_options
+from ..compile.scheduler import Scheduler
 from ..config import ConfigError, load_settings
 from ..plan import BuildPlan, make_plan
 from ..runtime.manifest import ARTIFACT_DIR, FORMAT_VERSION, MANIFEST
@@ -70,8 +70,13 @@ def _check_no_source_collision(plan: BuildPlan, root: Path) -> None:
             )
 
 
-def _format_size(size: int) -> str:
-    return f"{size / 1024:.1f} KiB" if size < 1 << 20 else f"{size / (1 << 20):.1f} MiB"
+#: Artifact fields that describe one build (timings, whether it came from the cache), not the artifact;
+#: left out of the manifest so that the manifest, like the wheel, is the same in every build.
+BUILD_ONLY = ("seconds", "cached", "warnings", "target")
+
+
+def _manifest_entry(artifact: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in artifact.items() if k not in BUILD_ONLY}
 
 
 def generated_module(plan: BuildPlan) -> str:
@@ -106,7 +111,8 @@ def check(root: Path, project_name: str | None, models: list[str] | None = None)
     findings = []
     for model in plan.models:
         if models is None or model.name in models:
-            findings += compile_model(plan, model, root, check_only=True)["findings"]
+            task = WorkerTask(plan, model, "prepare", (), check="warn")
+            findings += run_one(task, root, {})["findings"]
     return findings
 
 
@@ -127,10 +133,9 @@ def build(root: Path, staging: Path, project_name: str | None, log: Callable[[st
     }
     models: dict[str, Any] = {}
     skipped_checks: dict[str, list[str]] = {}
+    results = Scheduler(plan, root, artifact_dir, log).run()
     for model in plan.models:
-        start = time.perf_counter()
-        result = compile_model(plan, model, artifact_dir)
-        worker_seconds = time.perf_counter() - start
+        result = results[model.name]
         for warning in result["warnings"]:
             log(f"warning: {model.name}: {warning}")
         for finding in result["findings"]:
@@ -141,16 +146,12 @@ def build(root: Path, staging: Path, project_name: str | None, log: Callable[[st
                     f"warning: {finding['kind']}: {model.name}: {finding['message']} ({finding['where']}; "
                     f"{finding['fix']})"
                 )
-        for target, entries in result["artifacts"].items():
+        artifacts = {
+            target: [_manifest_entry(a) for a in entries] for target, entries in result["artifacts"].items()
+        }
+        for entries in artifacts.values():
             for artifact in entries:
-                seconds = artifact.pop("seconds")
-                built_with.update(artifact.pop("toolchain"))
-                check = "verified against eager" if artifact["verified"] else "not verified (no device here)"
-                size = _format_size(artifact["size"])
-                bucket = " ".join(f"dim{d}={n}" for d, n in artifact["bucket"].items())
-                label = f"{target} {bucket}" if bucket else target
-                log(f"{model.name} [{label}]: compiled in {seconds:.1f} s, {size}, {check}")
-        log(f"{model.name}: done in {worker_seconds:.1f} s (with the worker's start and its torch import)")
+                built_with.update(artifact.pop("toolchain", {}))
         models[model.name] = {
             "factory": model.settings.factory,
             "inputs": model.input_specs(),
@@ -160,7 +161,7 @@ def build(root: Path, staging: Path, project_name: str | None, log: Callable[[st
             "buckets": {str(dim): sizes for dim, sizes in model.settings.bucket_axes().items()},
             "dynamic_batch": model.settings.dynamic_batch,
             "pad_value": model.settings.pad_value,
-            "artifacts": result["artifacts"],
+            "artifacts": artifacts,
         }
     for message, names in skipped_checks.items():
         log(f"check skipped ({', '.join(names)}): {message}")

@@ -1,0 +1,99 @@
+"""Cache keys: what determines an artifact, and nothing else.
+
+An **artifact key** is computed in the worker, from the model itself: the TorchScript graph traced at the
+job's example inputs, printed without source locations (so comments, blank lines, file paths and the
+checkout folder do not matter), every tensor constant in it and every named parameter and buffer (the
+weights), plus the job's input specs, the target, the options that target reads and the versions of
+hatch-neuron, torch and the target's toolchain (torch-neuronx, neuronx-cc, torch-xla).
+
+A **direct key** lets a warm build skip running factories at all (like ccache's direct mode): it hashes
+the model's settings and the build environment (versions of every installed distribution), and the cache
+keeps, under it, records of the files the model's factory read when it last ran (its Python modules and
+the data files it opened, outside the Python installation) with their sha256. When every file still has
+the recorded hash, the record's artifact keys are used without running the factory. Any difference (an
+edited comment included) falls back to computing artifact keys from the model, which for a comment still
+finds the same artifacts. What a factory reads from anywhere else (environment variables, the network)
+is not seen by this shortcut: set ``HATCH_NEURON_CACHE=verify`` to always compute keys from the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import re
+from typing import Any
+
+#: Bump when the meaning of a key changes, so old entries are not used.
+KEY_VERSION = 1
+_SOURCE_COMMENT = re.compile(r"\s*#.*$", re.MULTILINE)
+
+
+def digest_json(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _update_tensor(digest: Any, name: str, tensor: Any) -> None:
+    tensor = tensor.detach().contiguous().cpu()
+    digest.update(f"{name}:{tensor.dtype}:{list(tensor.shape)}:".encode())
+    digest.update(_plain(tensor).reshape(-1).numpy().tobytes())
+
+
+def computation_digest(module: Any, example_inputs: tuple[Any, ...]) -> str:
+    """The traced computation of ``module`` at these inputs: graph (without source locations), tensor
+    constants and weights."""
+    import torch
+
+    digest = hashlib.sha256()
+    with torch.no_grad():
+        traced = torch.jit.trace(module, example_inputs, check_trace=False)
+    graph = traced.inlined_graph
+    digest.update(_SOURCE_COMMENT.sub("", str(graph)).encode())
+    for index, node in enumerate(graph.findAllNodes("prim::Constant")):
+        if node.output().type().kind() == "TensorType":
+            _update_tensor(digest, f"constant{index}", node.t("value"))
+    for name, tensor in sorted(traced.state_dict().items()):
+        _update_tensor(digest, name, tensor)
+    return digest.hexdigest()
+
+
+def _plain(tensor: Any) -> Any:
+    """The tensor's bytes as a dtype numpy has (bfloat16, float8 and bool are viewed as integers)."""
+    import torch
+
+    if tensor.dtype in (torch.bfloat16, torch.float16):
+        return tensor.view(torch.int16)
+    if tensor.dtype in (torch.bool, torch.float8_e4m3fn, torch.float8_e5m2):
+        return tensor.view(torch.uint8)
+    return tensor
+
+
+def artifact_key(
+    computation: str,
+    input_specs: list[dict[str, Any]],
+    target: str,
+    options: dict[str, Any],
+    versions: dict[str, str | None],
+) -> str:
+    return digest_json(
+        {
+            "key_version": KEY_VERSION,
+            "computation": computation,
+            "inputs": input_specs,
+            "target": target,
+            "options": options,
+            "versions": versions,
+        }
+    )
+
+
+def installed_distributions() -> str:
+    """A digest of every installed distribution's name and version (a changed dependency changes it)."""
+    names = sorted(
+        f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions() if d.metadata["Name"]
+    )
+    return digest_json(names)
+
+
+def direct_key(model_request: dict[str, Any], environment: dict[str, Any]) -> str:
+    return digest_json({"key_version": KEY_VERSION, "model": model_request, "environment": environment})

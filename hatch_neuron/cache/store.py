@@ -1,0 +1,220 @@
+"""The local compile cache: content-addressed entries on disk, safe under concurrent builds and crashes.
+
+Layout under the cache folder (``v1/`` so that a future layout can live beside this one)::
+
+    v1/artifacts/<k[:2]>/<key>/entry.json + the artifact's files
+    v1/direct/<k[:2]>/<key>.json      records that map a model's inputs (files read) to artifact keys
+    v1/locks/<key>.lock                one lock per key (filelock)
+    v1/tmp/                            entries being written
+
+An entry is written under ``tmp/`` (``entry.json`` last) and renamed into place, so an entry is either
+complete or absent: a build killed at any moment leaves at most a stale ``tmp/`` folder, which no build
+reads and ``prune``/``clear`` remove. Every file's sha256 is recorded and checked on every read; an entry
+that does not match is reported, removed and rebuilt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+LAYOUT = "v1"
+ENTRY = "entry.json"
+
+
+class CorruptEntry(RuntimeError):
+    """A cache entry whose files do not match their recorded sha256 (it has been removed)."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _copy_checked(source: Path, dest: Path, sha256: str) -> bool:
+    """Copy ``source`` to ``dest`` (via a temporary name); False, and nothing at ``dest``, on a mismatch."""
+    partial = dest.with_name(dest.name + f".partial-{uuid.uuid4().hex[:8]}")
+    digest = hashlib.sha256()
+    try:
+        with source.open("rb") as src, partial.open("wb") as out:
+            for block in iter(lambda: src.read(1 << 20), b""):
+                digest.update(block)
+                out.write(block)
+        if digest.hexdigest() != sha256:
+            return False
+        os.replace(partial, dest)
+        return True
+    except FileNotFoundError:
+        return False
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class EntryInfo:
+    key: str
+    kind: str  # artifact | direct
+    size: int
+    last_used: float
+    description: str
+
+
+class LocalCache:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.base = self.root / LAYOUT
+
+    # -- artifacts --------------------------------------------------------------------------------------
+
+    def _entry_dir(self, key: str) -> Path:
+        return self.base / "artifacts" / key[:2] / key
+
+    def lock(self, key: str) -> FileLock:
+        """A lock for one key: held while checking for, compiling and storing that key's entry, so two
+        builds that need the same artifact compile it once."""
+        (self.base / "locks").mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.base / "locks" / f"{key}.lock"))
+
+    def fetch(self, key: str, dest: dict[str, Path]) -> dict[str, Any] | None:
+        """Copy entry ``key``'s files to ``dest`` (file name in the entry -> destination) and return its
+        metadata, or None when there is no entry. Raises :class:`CorruptEntry` (after removing the entry)
+        when a file is missing or does not match its sha256."""
+        folder = self._entry_dir(key)
+        try:
+            meta = json.loads((folder / ENTRY).read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            self._discard(folder)
+            raise CorruptEntry(f"cache entry {key[:16]}: unreadable {ENTRY} ({exc}); removed") from None
+        for name, target in dest.items():
+            expected = meta["files"].get(name, {}).get("sha256")
+            if expected is None or not _copy_checked(folder / name, target, expected):
+                self._discard(folder)
+                raise CorruptEntry(
+                    f"cache entry {key[:16]}: {name} is missing or does not match its sha256 (corrupted or "
+                    "truncated); removed, compiling again"
+                )
+        with contextlib.suppress(OSError):
+            os.utime(folder)  # last use, for prune
+        return meta
+
+    def store(self, key: str, files: dict[str, Path], meta: dict[str, Any]) -> None:
+        """Store ``files`` (name in the entry -> file) under ``key`` with ``meta``; complete or not at all."""
+        folder = self._entry_dir(key)
+        if (folder / ENTRY).exists():
+            return
+        tmp = self._tmp_dir()
+        try:
+            recorded = {}
+            for name, source in files.items():
+                shutil.copyfile(source, tmp / name)
+                recorded[name] = {"sha256": sha256_file(tmp / name), "size": (tmp / name).stat().st_size}
+            body = {**meta, "key": key, "files": recorded, "stored": time.time()}
+            (tmp / ENTRY).write_text(json.dumps(body, indent=1, sort_keys=True))
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(OSError):  # another build stored the same key first: keep theirs
+                os.rename(tmp, folder)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _tmp_dir(self) -> Path:
+        tmp = self.base / "tmp" / f"{os.getpid()}-{uuid.uuid4().hex}"
+        tmp.mkdir(parents=True)
+        return tmp
+
+    def _discard(self, folder: Path) -> None:
+        """Move a bad entry out of the way atomically, then delete it."""
+        trash = self.base / "tmp" / f"discard-{uuid.uuid4().hex}"
+        trash.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            os.rename(folder, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    # -- direct records ---------------------------------------------------------------------------------
+
+    def _direct_file(self, key: str) -> Path:
+        return self.base / "direct" / key[:2] / f"{key}.json"
+
+    def direct_records(self, key: str) -> list[dict[str, Any]]:
+        try:
+            return json.loads(self._direct_file(key).read_text())
+        except (OSError, ValueError):
+            return []
+
+    def add_direct_record(self, key: str, record: dict[str, Any], keep: int = 8) -> None:
+        """Add ``record`` first in the list for ``key`` (the ``keep`` most recent are kept)."""
+        path = self._direct_file(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self.lock(key):
+            records = [r for r in self.direct_records(key) if r.get("files") != record.get("files")]
+            records = [record, *records][:keep]
+            partial = path.with_name(f"{path.name}.partial-{uuid.uuid4().hex[:8]}")
+            partial.write_text(json.dumps(records, sort_keys=True))
+            os.replace(partial, path)
+
+    # -- maintenance ------------------------------------------------------------------------------------
+
+    def entries(self) -> Iterator[EntryInfo]:
+        for folder in sorted((self.base / "artifacts").glob("*/*")):
+            try:
+                meta = json.loads((folder / ENTRY).read_text())
+                size = sum(p.stat().st_size for p in folder.iterdir())
+                used = folder.stat().st_mtime
+            except (OSError, ValueError):
+                continue
+            yield EntryInfo(folder.name, "artifact", size, used, meta.get("description", ""))
+        for path in sorted((self.base / "direct").glob("*/*.json")):
+            with contextlib.suppress(OSError):
+                stat = path.stat()
+                yield EntryInfo(path.stem, "direct", stat.st_size, stat.st_mtime, "model inputs -> artifacts")
+
+    def remove(self, entry: EntryInfo) -> None:
+        if entry.kind == "artifact":
+            self._discard(self._entry_dir(entry.key))
+        else:
+            self._direct_file(entry.key).unlink(missing_ok=True)
+
+    def prune(self, older_than_days: float | None = None, max_size: int | None = None) -> list[EntryInfo]:
+        """Remove entries unused for ``older_than_days``, then the least recently used ones until the cache
+        holds at most ``max_size`` bytes; also leftovers of interrupted writes. Returns what was removed."""
+        removed = []
+        entries = sorted(self.entries(), key=lambda e: e.last_used)
+        if older_than_days is not None:
+            cutoff = time.time() - older_than_days * 86400
+            removed += [e for e in entries if e.last_used < cutoff]
+            entries = [e for e in entries if e.last_used >= cutoff]
+        if max_size is not None:
+            total = sum(e.size for e in entries)
+            while entries and total > max_size:
+                oldest = entries.pop(0)
+                removed.append(oldest)
+                total -= oldest.size
+        for entry in removed:
+            self.remove(entry)
+        self._clean_tmp(older_than=3600)
+        return removed
+
+    def _clean_tmp(self, older_than: float) -> None:
+        """Remove write folders older than ``older_than`` seconds (their builds are gone)."""
+        for folder in (self.base / "tmp").glob("*"):
+            with contextlib.suppress(OSError):
+                if time.time() - folder.stat().st_mtime > older_than:
+                    shutil.rmtree(folder, ignore_errors=True)
+
+    def clear(self) -> None:
+        shutil.rmtree(self.base, ignore_errors=True)

@@ -1,0 +1,283 @@
+"""Compile every model of a plan: cache lookups first, then worker processes, ``jobs`` of them at once.
+
+Per model: a *direct* cache hit (the files its factory read last time are unchanged) copies its artifacts
+without running anything. Otherwise a *prepare* worker runs the pre-flight checks, computes each job's
+artifact key from the traced model and takes what the cache has; the missing jobs (a model at one bucket
+for one target) then compile in parallel workers, or in the prepare worker itself when that is no slower
+(``jobs = 1``, or a model with one job). A failing worker fails the build with its own error once the
+others are stopped. Results are assembled in the plan's order, whatever order the workers finish in.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from .. import __version__
+from ..cache import CorruptEntry, LocalCache
+from ..cache.keys import direct_key, installed_distributions
+from ..cache.store import sha256_file
+from ..plan import BuildPlan, ModelPlan
+from .output_dims import OutputDimsError, output_dims
+from .runner import CompileError, Worker, WorkerTask, model_request
+
+
+def usable_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def cache_for(plan: BuildPlan, root: Path) -> LocalCache | None:
+    settings = plan.settings
+    if settings.cache == "off":
+        return None
+    folder = (
+        Path(settings.cache_dir) if settings.cache_dir else Path(platformdirs.user_cache_dir("hatch-neuron"))
+    )
+    return LocalCache(folder if folder.is_absolute() else root / folder)
+
+
+def _versions() -> dict[str, str]:
+    return {"hatch-neuron": __version__, "torch": importlib.metadata.version("torch")}
+
+
+def _label(model: str, artifact: dict[str, Any], target: str) -> str:
+    bucket = " ".join(f"dim{d}={n}" for d, n in artifact["bucket"].items())
+    return f"{model} [{target}{' ' + bucket if bucket else ''}]"
+
+
+def _size(size: int) -> str:
+    return f"{size / 1024:.1f} KiB" if size < 1 << 20 else f"{size / (1 << 20):.1f} MiB"
+
+
+class ModelBuild:
+    """What is known about one model while its workers run."""
+
+    def __init__(self, model: ModelPlan) -> None:
+        self.model = model
+        self.stems = [job.stem for job in model.jobs]
+        self.artifacts: dict[str, dict[str, Any]] = {}
+        self.keys: dict[str, str] = {}
+        self.outputs: dict[str, dict[str, Any]] = {}  # stem of the bucket they were computed at -> outputs
+        self.findings: list[dict[str, str]] = []
+        self.warnings: list[str] = []
+        self.reads: dict[str, str] = {}
+        self.trees: set[str] = set()
+
+    def add(self, result: dict[str, Any]) -> None:
+        self.artifacts.update(result.get("artifacts", {}))
+        self.keys.update(result.get("keys", {}))
+        self.reads.update(result.get("reads", {}))
+        if result.get("outputs"):
+            outputs = dict(result["outputs"])
+            self.outputs[outputs.pop("stem")] = outputs
+            self.trees.add(repr(outputs["tree"]))
+        self.findings += result.get("findings", [])
+        for artifact in result.get("artifacts", {}).values():
+            self.warnings += artifact.pop("warnings", [])
+
+    @property
+    def missing(self) -> list[str]:
+        return [stem for stem in self.stems if stem not in self.artifacts]
+
+    def assemble(self) -> dict[str, Any]:
+        """The model's manifest parts: outputs (with the dims that follow buckets) and artifacts."""
+        name, settings = self.model.name, self.model.settings
+        if len(self.trees) > 1:
+            raise CompileError(f"model {name!r}: the output structure changes with the bucket: {self.trees}")
+        artifacts: dict[str, list[dict[str, Any]]] = {}
+        for job in self.model.jobs:
+            artifacts.setdefault(job.target, []).append(self.artifacts[job.stem])
+        first = next(iter(artifacts.values()))
+        axes = settings.bucket_axes()
+        try:
+            dims = output_dims(
+                axes,
+                [({int(d): n for d, n in a["bucket"].items()}, a["output_shapes"]) for a in first],
+                settings.output_dims,
+                settings.dynamic_batch,
+            )
+        except OutputDimsError as exc:
+            raise CompileError(f"model {name!r}: {exc}") from None
+        outputs = self.outputs[next(stem for stem in self.stems if stem in self.outputs)]
+        return {
+            "outputs": {**outputs, "dims": dims},
+            "artifacts": artifacts,
+            "findings": self.findings,
+            "warnings": self.warnings,
+        }
+
+
+class Scheduler:
+    def __init__(self, plan: BuildPlan, root: Path, out_dir: Path, log: Callable[[str], None]) -> None:
+        self.plan, self.root, self.out_dir, self.log = plan, root, out_dir, log
+        settings = plan.settings
+        self.cache = cache_for(plan, root)
+        self.jobs = settings.jobs or usable_cpus()
+        self.request_extra = {
+            "threads": max(1, usable_cpus() // self.jobs),
+            "cache_dir": str(self.cache.root) if self.cache else None,
+            "versions": _versions(),
+            "track_reads": settings.cache == "on",
+        }
+        self.counts = {"compiled": 0, "cached": 0}
+
+    # -- direct cache ------------------------------------------------------------------------------------
+
+    def _direct_key(self, model: ModelPlan) -> str:
+        settings = self.plan.settings
+        return direct_key(
+            {
+                **model_request(self.plan, model),
+                "settings": asdict(model.settings),
+                "stems": [job.stem for job in model.jobs],
+                "check": settings.check,
+            },
+            {**_versions(), "python": platform.python_version(), "distributions": installed_distributions()},
+        )
+
+    def _relative(self, path: str) -> str:
+        try:
+            return "./" + Path(path).relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            return path
+
+    def _absolute(self, path: str) -> Path:
+        return self.root / path[2:] if path.startswith("./") else Path(path)
+
+    def _direct_hit(self, model: ModelPlan) -> dict[str, Any] | None:
+        assert self.cache is not None
+        for record in self.cache.direct_records(self._direct_key(model)):
+            try:
+                unchanged = all(sha256_file(self._absolute(p)) == h for p, h in record["files"].items())
+            except OSError:
+                unchanged = False
+            if not unchanged:
+                continue
+            result = record["result"]
+            for stem, key in record["keys"].items():
+                entry = result["artifacts_by_stem"][stem]
+                dest = {"artifact": self.out_dir / entry["file"]}
+                dest |= {
+                    f"companion{s}": self.out_dir / c["file"] for s, c in entry.get("companions", {}).items()
+                }
+                try:
+                    if self.cache.fetch(key, dest) is None:
+                        return None
+                except CorruptEntry as exc:
+                    self.log(f"warning: {exc}")
+                    return None
+            return result
+        return None
+
+    def _record_direct(self, build: ModelBuild, assembled: dict[str, Any]) -> None:
+        assert self.cache is not None
+        by_stem = {}
+        for job in build.model.jobs:
+            by_stem[job.stem] = {**build.artifacts[job.stem], "target": job.target}
+        record = {
+            "files": {self._relative(p): h for p, h in build.reads.items()},
+            "keys": build.keys,
+            "result": {**assembled, "artifacts_by_stem": by_stem},
+            "created": time.time(),
+        }
+        self.cache.add_direct_record(self._direct_key(build.model), record)
+
+    # -- running -----------------------------------------------------------------------------------------
+
+    def _report(self, build: ModelBuild, stems: list[str]) -> None:
+        for stem in stems:
+            artifact = build.artifacts[stem]
+            target = next(job.target for job in build.model.jobs if job.stem == stem)
+            cached = artifact.get("cached", False)
+            self.counts["cached" if cached else "compiled"] += 1
+            check = "verified against eager" if artifact["verified"] else "not verified (no device here)"
+            how = "cached" if cached else "compiled"
+            self.log(
+                f"{_label(build.model.name, artifact, target)}: {how} in {artifact['seconds']:.1f} s, "
+                f"{_size(artifact['size'])}, {check}"
+            )
+
+    def _tasks_after_prepare(self, build: ModelBuild) -> list[WorkerTask]:
+        by_stem = {job.stem: job for job in build.model.jobs}
+        return [
+            WorkerTask(self.plan, build.model, "compile", (by_stem[stem],), keys=build.keys)
+            for stem in build.missing
+        ]
+
+    def run(self) -> dict[str, dict[str, Any]]:
+        """Every model's assembled result, in the plan's order."""
+        start = time.perf_counter()
+        results: dict[str, dict[str, Any]] = {}
+        builds: dict[str, ModelBuild] = {}
+        queue: deque[WorkerTask] = deque()
+        for model in self.plan.models:
+            if self.cache is not None and self.plan.settings.cache == "on":
+                hit = self._direct_hit(model)
+                if hit is not None:
+                    for artifact in hit["artifacts_by_stem"].values():
+                        self.counts["cached"] += 1
+                        self.log(
+                            f"{_label(model.name, artifact, artifact['target'])}: cached (files unchanged)"
+                        )
+                    results[model.name] = {k: v for k, v in hit.items() if k != "artifacts_by_stem"}
+                    continue
+            build = builds[model.name] = ModelBuild(model)
+            inline = self.jobs == 1 or len(model.jobs) == 1
+            if self.cache is None and self.plan.settings.check == "off" and not inline:
+                queue.extend(self._tasks_after_prepare(build))  # nothing to prepare
+                continue
+            queue.append(
+                WorkerTask(
+                    self.plan,
+                    model,
+                    "prepare",
+                    model.jobs,
+                    check=self.plan.settings.check,
+                    extra={"compile_misses": inline},
+                )
+            )
+        running: list[Worker] = []
+        try:
+            while queue or running:
+                while queue and len(running) < self.jobs:
+                    task = queue.popleft()
+                    running.append(Worker(task, self.out_dir, {**self.request_extra, **task.extra}))
+                finished = [w for w in running if w.done()]
+                if not finished:
+                    time.sleep(0.02)
+                    continue
+                for worker in finished:
+                    running.remove(worker)
+                    result = worker.result()
+                    build = builds[worker.task.model.name]
+                    before = set(build.artifacts)
+                    build.add(result)
+                    for event in result.get("events", []):
+                        self.log(f"warning: {event}")
+                    self._report(build, [s for s in build.stems if s in build.artifacts and s not in before])
+                    if worker.task.mode == "prepare":
+                        queue.extend(self._tasks_after_prepare(build))
+                    if not build.missing and not any(w.task.model is build.model for w in running):
+                        results[build.model.name] = build.assemble()
+                        if self.cache is not None and self.plan.settings.cache == "on":
+                            self._record_direct(build, results[build.model.name])
+        except BaseException:
+            for worker in running:
+                worker.kill()
+            raise
+        self.log(
+            f"{self.counts['compiled']} artifact(s) compiled, {self.counts['cached']} from the cache, in "
+            f"{time.perf_counter() - start:.1f} s (jobs = {self.jobs}"
+            + (f", cache {self.cache.root}" if self.cache else ", cache off")
+            + ")"
+        )
+        return {model.name: results[model.name] for model in self.plan.models}
