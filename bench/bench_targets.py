@@ -30,6 +30,7 @@ import argparse
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -66,6 +67,11 @@ FAMILIES = {
     },
 }
 BATCHES = (1, 8)
+#: The build's summary line (hatch-neuron with the compile scheduler).
+SUMMARY_LINE = re.compile(
+    r"hatch-neuron: (?P<compiled>\d+) artifact\(s\) compiled, (?P<cached>\d+) from the cache, in "
+    r"(?P<seconds>[\d.]+) s \(jobs = (?P<jobs>\d+)"
+)
 GOAL_TARGET = "inductor"
 
 #: (quick, full). Builds of slow targets (inductor: ~30-60 s per model here) are not repeated in either.
@@ -138,8 +144,13 @@ def make_project(root: Path, models: list[str]) -> Path:
     return root
 
 
-def build_env(target: str) -> dict[str, str]:
-    env = clean_env(HATCH_NEURON_TARGETS=target, HATCH_NEURON_CACHE="off")
+def build_env(target: str, cache_dir: Path) -> dict[str, str]:
+    """The build's environment: one target, the compile cache off and pointed at an empty folder (cold
+    even if ``off`` changes meaning), hatch-neuron's defaults otherwise (clean_env drops HATCH_NEURON_*, so
+    compile jobs run in parallel, as many as the CPUs this process may use)."""
+    env = clean_env(
+        HATCH_NEURON_TARGETS=target, HATCH_NEURON_CACHE="off", HATCH_NEURON_CACHE_DIR=str(cache_dir)
+    )
     import torch
 
     pinned = (ROOT / "scripts" / "constraints.txt").read_text()
@@ -152,16 +163,22 @@ def build_env(target: str) -> dict[str, str]:
 def build_wheel(project: Path, out: Path, target: str) -> dict[str, Any]:
     """One cold build (fresh output folder, no cache): the wheel, its time, the per-model compile times."""
     out.mkdir(parents=True)
+    cache = out.parent / f"{out.name}-cache"
+    cache.mkdir()
     pip = [sys.executable, "-m", "pip", "wheel", "-v", "--no-build-isolation", "--no-deps"]
     start = time.perf_counter()
-    result = run([*pip, "-w", out, project], env=build_env(target))
+    result = run([*pip, "-w", out, project], env=build_env(target, cache))
     seconds = time.perf_counter() - start
     wheels = sorted(out.glob(f"{PACKAGE}-*.whl"))
     if len(wheels) != 1:
         raise SystemExit(f"expected one {PACKAGE} wheel in {out}, got {sorted(out.iterdir())}")
     log = (result.stdout + result.stderr).splitlines()
     compiles = {m["model"]: float(m["seconds"]) for m in map(COMPILE_LINE.search, log) if m}
-    return {"seconds": seconds, "wheel": wheels[0], "compile_s": compiles}
+    summary = [m.groupdict() for m in map(SUMMARY_LINE.search, log) if m]
+    if summary and int(summary[-1]["cached"]):
+        raise SystemExit(f"a cold build took {summary[-1]['cached']} artifact(s) from the compile cache")
+    jobs = int(summary[-1]["jobs"]) if summary else None  # None: a hatch-neuron without parallel jobs
+    return {"seconds": seconds, "wheel": wheels[0], "compile_s": compiles, "jobs": jobs}
 
 
 # ------------------------------------------------------------------------------------------ child side
@@ -316,6 +333,7 @@ def measure_target(target: str, settings: dict[str, Any], work: Path, profile: b
         "compile_s": {m: median([b["compile_s"][m] for b in builds]) for m in builds[-1]["compile_s"]},
         "wheel": wheel.name,
         "wheel_bytes": wheel.stat().st_size,
+        "jobs": builds[-1]["jobs"],
     }
     site = install(wheel, work / "site")
 
@@ -467,7 +485,7 @@ def print_calls(rows: dict[str, dict[str, Any]], settings: dict[str, Any], here:
         "with the torch of that row);\n"
         "eager/compiled > 1: compiled is faster. cpu/wall e/c: CPU seconds per wall second while timing "
         "eager / compiled\n  (1.00 = one busy thread; more: the runtime used threads of its own; less: "
-        "it waited,\n  for a CPU that other processes held or for something else)."
+        "it waited, for a CPU\n  that other processes held or for something else)."
     )
     for r in measured:
         slow = {name: c for name, c in r["calls"].items() if c["speedup"] < 0.1}
@@ -490,24 +508,27 @@ def print_builds(rows: dict[str, dict[str, Any]], here: str) -> None:
         if "build" not in r:
             continue
         b = r["build"]
-        compiles = " ".join(f"{m} {s:.1f}" for m, s in b["compile_s"].items())
+        compiles = " ".join(f"{m} {b['compile_s'][m]:.1f}" for m in r["models"] if m in b["compile_s"])
         out.append(
             [
                 r["target"],
                 torch_label(r, here),
                 str(len(r["models"])),
                 f"{b['median_s']:.1f} ({len(b['samples_s'])})",
+                str(b.get("jobs") or "-"),
                 f"{sum(b['compile_s'].values()):.1f}",
                 compiles,
                 f"{b['wheel_bytes']:,}",
             ]
         )
-    headers = ["target", "torch", "models", "build s (runs)", "compile sum s", "per-model compile s"]
+    headers = ["target", "torch", "models", "build s (runs)", "jobs", "compile sum s", "per-model compile s"]
     print_table([*headers, "wheel bytes"], out)
     print(
-        "build s: wall time of the whole pip wheel (median of the runs); per-model compile s: as the build "
-        "printed them\n  (trace/export, compile, save; not the pre-flight checks, the verification or the "
-        "worker's start)."
+        "build s: wall time of the whole pip wheel (median of the runs); jobs: compile jobs at once "
+        "(hatch-neuron's default:\n  the CPUs it may use; '-': a hatch-neuron without parallel jobs), so "
+        "the per-model times can add up to more\n  than the build; per-model compile s: the 'compiled in "
+        "... s' the build printed per model (compile, save and\n  verification against eager; not the "
+        "pre-flight checks or the worker's start)."
     )
 
 

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from .cache import commands as cache_commands
 from .inspection import all_artifacts, inspect_path, render
 
 
@@ -30,9 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     check.add_argument("project", nargs="?", default=".", help="the project folder (default: .)")
     check.add_argument("--model", action="append", help="check only this model (repeatable)")
+    cache_commands.add_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "check":
         return run_check(Path(args.project), args.model)
+    if args.command == "cache":
+        return cache_commands.run(args)
 
     try:
         reports = inspect_path(args.path)

@@ -23,6 +23,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     compile cache off (tests of the cache turn it on with their own folder)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HATCH_NEURON_", "TORCH_NEURONX_"))}
     env.pop("PYTHONPATH", None)
+    env.pop("SOURCE_DATE_EPOCH", None)
     env["HATCH_NEURON_CACHE"] = "off"
     env.update(PIP_CONSTRAINT=str(CONSTRAINTS), PIP_BUILD_CONSTRAINT=str(CONSTRAINTS))
     env.update(extra)

@@ -67,6 +67,11 @@ class CompileTarget(ABC):
         """Write the artifact to ``path``, byte-identical for the same model and toolchain."""
         path.write_bytes(torchscript_bytes(compiled.module))
 
+    def key_options(self, options: TargetOptions) -> dict[str, Any]:
+        """The options that change this target's artifact (part of its cache key; the rest is not, so
+        changing neuronx-cc flags does not rebuild ``cpu`` artifacts)."""
+        return {}
+
     def can_verify(self) -> bool:
         """Whether the artifact can run on this host, so the build can compare it with eager."""
         return True

@@ -16,7 +16,9 @@ import copy
 import os
 import platform
 import shutil
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -69,6 +71,19 @@ class InductorTarget(CompileTarget):
             inductor_configs={"cpp.march": MARCH[platform.machine()]},
         )
         return Compiled(package, details)
+
+    def toolchain(self) -> dict[str, str | None]:
+        compiler = os.environ.get("CXX", "g++")
+        try:
+            version = subprocess.run(
+                [compiler, "-dumpfullversion", "-dumpversion"], capture_output=True, text=True, timeout=30
+            ).stdout.strip()
+        except OSError:
+            version = None
+        return {f"c++ ({compiler})": version or None}
+
+    def key_options(self, options: TargetOptions) -> dict[str, Any]:
+        return {"device": options.inductor_device, "march": MARCH.get(platform.machine())}
 
     def save(self, compiled: Compiled, path: Path) -> None:
         shutil.copyfile(compiled.module, path)

@@ -12,6 +12,7 @@ import importlib.metadata
 import importlib.util
 import inspect
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -72,6 +73,9 @@ class NeuronTarget(CompileTarget):
             traced = torch_neuronx.dynamic_batch(traced)
             details["dynamic_batch"] = "torch_neuronx"
         return Compiled(traced, details)
+
+    def key_options(self, options: TargetOptions) -> dict[str, Any]:
+        return {"compiler_args": compiler_args(options), "dynamic_batch": options.dynamic_batch}
 
     def can_verify(self) -> bool:
         return neuron_device_present()

@@ -20,10 +20,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
 from .. import __version__
 from ..cache import CorruptEntry, LocalCache
+from ..cache.commands import default_cache_dir
 from ..cache.keys import direct_key, installed_distributions
 from ..cache.store import sha256_file
 from ..plan import BuildPlan, ModelPlan
@@ -39,9 +38,7 @@ def cache_for(plan: BuildPlan, root: Path) -> LocalCache | None:
     settings = plan.settings
     if settings.cache == "off":
         return None
-    folder = (
-        Path(settings.cache_dir) if settings.cache_dir else Path(platformdirs.user_cache_dir("hatch-neuron"))
-    )
+    folder = Path(settings.cache_dir) if settings.cache_dir else default_cache_dir()
     return LocalCache(folder if folder.is_absolute() else root / folder)
 
 
@@ -141,7 +138,13 @@ class Scheduler:
                 "stems": [job.stem for job in model.jobs],
                 "check": settings.check,
             },
-            {**_versions(), "python": platform.python_version(), "distributions": installed_distributions()},
+            {
+                **_versions(),
+                "python": platform.python_version(),
+                "distributions": installed_distributions(),
+                # where factories and toolchains are imported from (a module found elsewhere is another one)
+                "pythonpath": os.environ.get("PYTHONPATH", ""),
+            },
         )
 
     def _relative(self, path: str) -> str:

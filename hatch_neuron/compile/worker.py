@@ -210,14 +210,14 @@ def compile_job(session: ModelSession, job: dict[str, Any], options: TargetOptio
     return {**entry, "seconds": round(time.perf_counter() - start, 3), "warnings": found}
 
 
-def job_key(session: ModelSession, job: dict[str, Any], options: dict[str, Any], versions: dict) -> str:
+def job_key(session: ModelSession, job: dict[str, Any], options: TargetOptions, versions: dict) -> str:
     example, _, _, _ = session.bucket(job)
     target = get_target(job["target"])
     return artifact_key(
         computation_digest(session.wrapper, example),
         job["inputs"],
         job["target"],
-        options,
+        target.key_options(options),
         {**versions, **target.toolchain()},
     )
 
@@ -317,7 +317,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
                 )
             result["findings"] = findings
         for job in jobs if cache else []:
-            keys[job["stem"]] = job_key(session, job, request["options"], request["versions"])
+            keys[job["stem"]] = job_key(session, job, options, request["versions"])
             entry = fetch_job(session, job, keys[job["stem"]], cache, result["events"])
             if entry is not None:
                 artifacts[job["stem"]] = entry
