@@ -62,6 +62,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     env.pop("PYTHONPATH", None)
     env.update(PIP_CONSTRAINT=str(CONSTRAINTS), PIP_BUILD_CONSTRAINT=str(CONSTRAINTS))
     env.update(PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
+    env.update(HATCH_NEURON_CACHE="off")  # builds measure compiling unless a script turns the cache on
     env.update(extra)
     return env
 

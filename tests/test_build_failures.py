@@ -422,3 +422,27 @@ def test_no_temp_folders_left_after_failure(tmp_path: Path) -> None:
     assert worker_tmp.name.startswith("hatch-neuron-second-")
     assert not worker_tmp.exists()
     assert leftovers(tmp_path / "tmp") == []
+
+
+# 10. With parallel jobs, the first failure stops the others.
+
+
+def test_failing_job_stops_the_others(tmp_path: Path) -> None:
+    pid_file = tmp_path / "slow-pid"
+    nets = f"""
+        import os, time
+        from pathlib import Path
+        def make_slow():
+            Path({str(pid_file)!r}).write_text(str(os.getpid()))
+            time.sleep(300)
+        def make_broken():
+            while not Path({str(pid_file)!r}).exists():
+                time.sleep(0.05)
+            raise RuntimeError("broken on purpose")
+    """
+    toml = neuron_toml({"slow": "demo_pkg.nets:make_slow", "broken": "demo_pkg.nets:make_broken"})
+    code, output, out, seconds = build(tmp_path, nets, toml, HATCH_NEURON_JOBS="2")
+    assert code != 0 and list(out.glob("*.whl")) == []
+    assert_mentions(output, "model 'broken'", "RuntimeError: broken on purpose")
+    assert seconds < 120, seconds  # not the slow model's 300 s
+    assert not alive(int(pid_file.read_text()))

@@ -9,23 +9,13 @@ from typing import Any, ClassVar
 
 import torch
 
+from .info import TargetInfo
+from .options import TargetOptions
 from .reproducible import torchscript_bytes
 
 
 class TargetUnavailable(RuntimeError):
     """The build host lacks what a target needs; the message says what to install."""
-
-
-@dataclass(frozen=True)
-class TargetOptions:
-    """The settings that targets read (a plain, picklable subset of ``NeuronSettings``)."""
-
-    compiler_args: list[str] = field(default_factory=list)
-    neuron_target: str | None = None
-    #: The model is dynamically batched and has one artifact per target: targets with a native dynamic
-    #: batching (``torch_neuronx.dynamic_batch``) apply it; the others leave it to the loader.
-    dynamic_batch: bool = False
-    inductor_device: str = "cpu"
 
 
 @dataclass
@@ -40,14 +30,16 @@ class Compiled:
 
 
 class CompileTarget(ABC):
-    name: ClassVar[str]
-    #: How the runtime loads the artifact (recorded in the manifest).
-    artifact_format: ClassVar[str] = "torchscript"
-    suffix: ClassVar[str] = ".pt"
-    #: Suffixes of the files ``compile`` puts in ``Compiled.companions`` (named ``<stem><suffix>``).
-    companion_suffixes: ClassVar[tuple[str, ...]] = ()
-    #: Native code for one platform: the wheel gets a platform tag and an exact torch pin.
-    platform_specific: ClassVar[bool] = False
+    #: Name, file suffixes and format (``compile/info.py``, readable without importing the target).
+    info: ClassVar[TargetInfo]
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def suffix(self) -> str:
+        return self.info.suffix
 
     def preflight(self, options: TargetOptions) -> None:  # noqa: B027 (optional hook: most targets need nothing)
         """Raise :class:`TargetUnavailable` when this host cannot compile for the target. Runs in the

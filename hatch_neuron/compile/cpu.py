@@ -11,10 +11,11 @@ from pathlib import Path
 import torch
 
 from .base import Compiled, CompileTarget, TargetOptions
+from .info import TARGET_INFO
 
 
 class CpuTarget(CompileTarget):
-    name = "cpu"
+    info = TARGET_INFO["cpu"]
 
     def compile(
         self,

@@ -24,15 +24,13 @@ import torch
 
 from ..runtime.targets import INDUCTOR_ISA
 from .base import Compiled, CompileTarget, TargetOptions, TargetUnavailable
+from .info import TARGET_INFO
 
 MARCH = {"x86_64": "x86-64-v3"}
 
 
 class InductorTarget(CompileTarget):
-    name = "inductor"
-    artifact_format = "aoti"
-    suffix = ".pt2"
-    platform_specific = True
+    info = TARGET_INFO["inductor"]
 
     def preflight(self, options: TargetOptions) -> None:
         if options.inductor_device == "cuda" and not torch.cuda.is_available():

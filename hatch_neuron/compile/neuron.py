@@ -18,6 +18,7 @@ import torch
 
 from ..runtime.targets import neuron_device_present
 from .base import Compiled, CompileTarget, TargetOptions, TargetUnavailable
+from .info import TARGET_INFO
 
 INSTALL_HINT = (
     "target 'neuron' needs torch-neuronx and neuronx-cc on the build host: "
@@ -48,7 +49,7 @@ def compiler_args(options: TargetOptions) -> list[str]:
 
 
 class NeuronTarget(CompileTarget):
-    name = "neuron"
+    info = TARGET_INFO["neuron"]
 
     def preflight(self, options: TargetOptions) -> None:
         if importlib.util.find_spec("torch_neuronx") is None:

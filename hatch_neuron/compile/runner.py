@@ -22,7 +22,8 @@ from typing import Any
 
 from ..config import NeuronSettings
 from ..plan import BuildPlan, CompileJob, ModelPlan
-from . import TargetOptions, get_target
+from .info import TARGET_INFO
+from .options import TargetOptions
 
 
 class CompileError(RuntimeError):
@@ -45,7 +46,7 @@ def job_request(model: ModelPlan, job: CompileJob, out_dir: Path, work_root: Pat
         "stem": job.stem,
         "bucket": [list(pair) for pair in job.bucket],
         "inputs": model.input_specs(job.bucket),
-        "path": str(out_dir / (job.stem + get_target(job.target).suffix)),
+        "path": str(out_dir / (job.stem + TARGET_INFO[job.target].suffix)),
         "workdir": str(work_root / job.stem),
     }
 

@@ -10,6 +10,7 @@ others are stopped. Results are assembled in the plan's order, whatever order th
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 import platform
@@ -26,8 +27,9 @@ from ..cache.commands import default_cache_dir
 from ..cache.keys import direct_key, installed_distributions
 from ..cache.store import sha256_file
 from ..plan import BuildPlan, ModelPlan
+from . import get_target
 from .output_dims import OutputDimsError, output_dims
-from .runner import CompileError, Worker, WorkerTask, model_request
+from .runner import CompileError, Worker, WorkerTask, model_request, target_options
 
 
 def usable_cpus() -> int:
@@ -129,23 +131,25 @@ class Scheduler:
 
     # -- direct cache ------------------------------------------------------------------------------------
 
+    @functools.cached_property
+    def _environment(self) -> dict[str, Any]:
+        """What the direct keys of this build share: versions and where modules are imported from."""
+        return {
+            **_versions(),
+            "python": platform.python_version(),
+            "distributions": installed_distributions(),
+            # where factories and toolchains are imported from (a module found elsewhere is another one)
+            "pythonpath": os.environ.get("PYTHONPATH", ""),
+        }
+
     def _direct_key(self, model: ModelPlan) -> str:
-        settings = self.plan.settings
-        return direct_key(
-            {
-                **model_request(self.plan, model),
-                "settings": asdict(model.settings),
-                "stems": [job.stem for job in model.jobs],
-                "check": settings.check,
-            },
-            {
-                **_versions(),
-                "python": platform.python_version(),
-                "distributions": installed_distributions(),
-                # where factories and toolchains are imported from (a module found elsewhere is another one)
-                "pythonpath": os.environ.get("PYTHONPATH", ""),
-            },
-        )
+        request = {
+            **model_request(self.plan, model),
+            "settings": asdict(model.settings),
+            "stems": [job.stem for job in model.jobs],
+            "check": self.plan.settings.check,
+        }
+        return direct_key(request, self._environment)
 
     def _relative(self, path: str) -> str:
         try:
@@ -248,6 +252,9 @@ class Scheduler:
                     extra={"compile_misses": inline},
                 )
             )
+        if queue:  # something to build: a missing toolchain fails here, before any model is imported
+            for target in self.plan.settings.targets:
+                get_target(target).preflight(target_options(self.plan.settings))
         running: list[Worker] = []
         try:
             while queue or running:

@@ -151,8 +151,8 @@ class ModelSession:
 def _paths(job: dict[str, Any], target: CompileTarget) -> tuple[Path, dict[str, Path]]:
     """The artifact's path and its companions' (suffix -> path), all named after the job's stem."""
     path = Path(job["path"])
-    stem = path.name.removesuffix(target.suffix)
-    return path, {suffix: path.with_name(stem + suffix) for suffix in target.companion_suffixes}
+    stem = path.name.removesuffix(target.info.suffix)
+    return path, {suffix: path.with_name(stem + suffix) for suffix in target.info.companion_suffixes}
 
 
 def _entry(job: dict[str, Any], path: Path, companions: dict[str, Path], facts: dict[str, Any]) -> dict:
@@ -200,7 +200,7 @@ def compile_job(session: ModelSession, job: dict[str, Any], options: TargetOptio
     if verified:
         session.verify(job, path, compiled.details)
     facts = {
-        "format": target.artifact_format,
+        "format": target.info.artifact_format,
         "verified": verified,
         "output_shapes": [list(t.shape) for t in eager_example],
         "toolchain": target.toolchain(),

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from .base import Compiled, CompileTarget, TargetOptions, TargetUnavailable
+from .info import TARGET_INFO
 from .reproducible import zip_folder
 
 INSTALL_HINT = (
@@ -47,10 +48,7 @@ def import_torch_xla():
 
 
 class XlaTarget(CompileTarget):
-    name = "xla"
-    artifact_format = "stablehlo"
-    suffix = ".stablehlo.zip"
-    companion_suffixes = (".hlo.pb",)
+    info = TARGET_INFO["xla"]
 
     def preflight(self, options: TargetOptions) -> None:
         if importlib.util.find_spec("torch_xla") is None:
