@@ -220,28 +220,28 @@ def time_calls(fn: Callable[[], Any], n: int, warm: bool = True) -> tuple[float,
 
 
 def interleave(funcs: dict[str, Callable[[], Any]], rounds: int, batch_s: float) -> dict[str, Any]:
-    """Per-call microseconds of each function, ``rounds`` samples each, round-robin with a rotating order;
-    every sample is the same number of calls, sized so the slowest function's takes ~batch_s. Also the CPU
-    seconds per wall second of each function (1.0: one thread busy)."""
+    """Per-call microseconds of each function, ``rounds`` samples each, round-robin with a rotating order.
+    A sample is a batch of calls sized so that it takes ~batch_s (per function: a compiled call can take
+    1000x eager's, and eager must not be timed as single cold calls then); functions slower than that get
+    one call per sample and no untimed call before it. Also the CPU seconds per wall second of each."""
     for fn in funcs.values():  # warm-up: TorchScript's profiling executor optimises over the first calls
         start, calls = time.perf_counter(), 0
         while calls < 20 and (calls < 3 or time.perf_counter() - start < 1.0):  # 3 calls of a slow one
             fn()
             calls += 1
-    slowest = max(min(time_calls(fn, 1)[0] for _ in range(3)) for fn in funcs.values())
-    n = max(1, round(batch_s / slowest))
-    warm = slowest < batch_s  # no untimed call before each sample of calls that take ~batch_s or more
+    per_call = {name: min(time_calls(fn, 1)[0] for _ in range(3)) for name, fn in funcs.items()}
+    counts = {name: max(1, round(batch_s / seconds)) for name, seconds in per_call.items()}
     names = list(funcs)
     samples: dict[str, list[float]] = {name: [] for name in names}
     cpu: dict[str, float] = dict.fromkeys(names, 0.0)
     for index in range(rounds):
         shift = index % len(names)
         for name in names[shift:] + names[:shift]:
-            wall_s, cpu_s = time_calls(funcs[name], n, warm)
+            wall_s, cpu_s = time_calls(funcs[name], counts[name], warm=per_call[name] < batch_s)
             samples[name].append(wall_s * 1e6)
             cpu[name] += cpu_s * 1e6
     return {
-        "calls_per_sample": n,
+        "calls_per_sample": counts,
         "samples_us": samples,
         "cpu_per_wall": {name: cpu[name] / sum(samples[name]) for name in names},
     }
@@ -313,12 +313,18 @@ def measure_target(target: str, settings: dict[str, Any], work: Path, profile: b
     """Build, install, import and call the bench project for one target, in this interpreter."""
     import torch
 
+    import hatch_neuron
+
     models = model_names(settings["batches"])
     project = make_project(work / "project", models)
     row: dict[str, Any] = {
         "target": target,
         "torch": torch.__version__,
         "python": sys.executable,
+        "hatch_neuron": {
+            "version": hatch_neuron.__version__,
+            "path": str(Path(hatch_neuron.__file__).parent),
+        },
         "models": models,
     }
     builds = []
@@ -555,7 +561,14 @@ def print_loads(rows: dict[str, dict[str, Any]], settings: dict[str, Any], here:
 
 
 def print_missing(rows: dict[str, dict[str, Any]]) -> None:
+    """Targets not measured, and rows measured with a hatch-neuron other than this checkout's."""
     for r in rows.values():
+        used = r.get("hatch_neuron")
+        if used and Path(used["path"]) != ROOT / "hatch_neuron":
+            print(
+                f"NOTE: target {r['target']} was built and run with hatch-neuron {used['version']} from "
+                f"{used['path']},\n  not this checkout's hatch_neuron/ (that interpreter's own install)"
+            )
         if "skipped" in r:
             print(f"target {r['target']}: skipped: {r['skipped']}")
         elif "error" in r:

@@ -1,7 +1,8 @@
 """Build-process side of compiling: worker processes, each with a timeout, several at once.
 
-A worker (``python -m hatch_neuron.compile.worker``) handles one model: either its *prepare* step (pre-flight
-checks, artifact keys, cache hits) or one compile job. Its output goes to a file, not a pipe (a process the
+A worker (``python -m hatch_neuron.compile.worker``) handles one model: all of it (*prepare*: pre-flight
+checks, then each job from the cache or compiled) or one compile job that the scheduler hands to a second
+worker so the model finishes sooner. Its output goes to a file, not a pipe (a process the
 factory left behind may hold a pipe open), and it runs in its own session so that killing it also ends
 whatever the factory started.
 """
@@ -66,14 +67,13 @@ def model_request(plan: BuildPlan, model: ModelPlan) -> dict[str, Any]:
 
 @dataclass
 class WorkerTask:
-    """One worker process to run: ``mode`` prepare (checks, keys, cache hits) or compile (``jobs``)."""
+    """One worker process to run: ``mode`` prepare (checks, then every job) or compile (``jobs``)."""
 
     plan: BuildPlan
     model: ModelPlan
     mode: str
     jobs: tuple[CompileJob, ...]
     check: str = "off"
-    keys: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -107,7 +107,6 @@ class Worker:
             "tmp": str(tmp),
             "sys_path": [str(p) for p in task.plan.import_paths],
             "jobs": [job_request(task.model, job, out_dir, tmp / "work") for job in task.jobs],
-            "keys": task.keys,
         }
         (tmp / "request.json").write_text(json.dumps(request))
         command = [sys.executable, "-m", "hatch_neuron.compile.worker", str(tmp / "request.json")]

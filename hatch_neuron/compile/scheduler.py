@@ -1,11 +1,14 @@
 """Compile every model of a plan: cache lookups first, then worker processes, ``jobs`` of them at once.
 
 Per model: a *direct* cache hit (the files its factory read last time are unchanged) copies its artifacts
-without running anything. Otherwise a *prepare* worker runs the pre-flight checks, computes each job's
-artifact key from the traced model and takes what the cache has; the missing jobs (a model at one bucket
-for one target) then compile in parallel workers, or in the prepare worker itself when that is no slower
-(``jobs = 1``, or a model with one job). A failing worker fails the build with its own error once the
-others are stopped. Results are assembled in the plan's order, whatever order the workers finish in.
+without running anything. Otherwise one *prepare* worker per model runs the pre-flight checks, computes
+each job's artifact key from the traced model and goes through the jobs (a model at one bucket for one
+target), taking each from the cache or compiling it. Workers start in the plan's order, ``jobs`` at a time
+(a worker costs a Python start and a torch import, so models come first); when a slot is free and no
+model is waiting, it takes the last job not yet taken of the running model with the most jobs left. A
+per-key lock (in the cache, or a private one when the cache is off) settles who compiles a job that two
+workers reach; the other takes it from the cache. A failing worker fails the build with its own error
+once the others are stopped. Results are assembled in the plan's order, whatever order workers finish in.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import functools
 import importlib.metadata
 import os
 import platform
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
@@ -70,6 +74,8 @@ class ModelBuild:
         self.warnings: list[str] = []
         self.reads: dict[str, str] = {}
         self.trees: set[str] = set()
+        self.stolen: set[str] = set()  # jobs handed to a second worker
+        self.prepared = False  # the model's prepare worker has finished
 
     def add(self, result: dict[str, Any]) -> None:
         self.artifacts.update(result.get("artifacts", {}))
@@ -123,7 +129,6 @@ class Scheduler:
         self.jobs = settings.jobs or usable_cpus()
         self.request_extra = {
             "threads": max(1, usable_cpus() // self.jobs),
-            "cache_dir": str(self.cache.root) if self.cache else None,
             "versions": _versions(),
             "track_reads": settings.cache == "on",
         }
@@ -213,12 +218,27 @@ class Scheduler:
                 f"{_size(artifact['size'])}, {check}"
             )
 
-    def _tasks_after_prepare(self, build: ModelBuild) -> list[WorkerTask]:
-        by_stem = {job.stem: job for job in build.model.jobs}
-        return [
-            WorkerTask(self.plan, build.model, "compile", (by_stem[stem],), keys=build.keys)
-            for stem in build.missing
-        ]
+    def _steal(self, builds: dict[str, ModelBuild], running: list[Worker]) -> WorkerTask | None:
+        """A job for an idle slot: the last job not yet taken of the running model with the most left.
+        Its prepare worker goes through the jobs from the first; the per-key lock settles who compiles a
+        job both reach."""
+        best, best_left = None, 0
+        for worker in running:
+            build = builds[worker.task.model.name]
+            if worker.task.mode != "prepare":
+                continue
+            left = [j for j in build.model.jobs[1:] if j.stem not in build.stolen]
+            if len(left) > best_left:
+                best, best_left = (build, left[-1]), len(left)
+        if best is None:
+            return None
+        build, job = best
+        build.stolen.add(job.stem)
+        return WorkerTask(self.plan, build.model, "compile", (job,))
+
+    def _start(self, task: WorkerTask, cache_dir: Path) -> Worker:
+        extra = {**self.request_extra, **task.extra, "cache_dir": str(cache_dir)}
+        return Worker(task, self.out_dir, extra)
 
     def run(self) -> dict[str, dict[str, Any]]:
         """Every model's assembled result, in the plan's order."""
@@ -237,53 +257,15 @@ class Scheduler:
                         )
                     results[model.name] = {k: v for k, v in hit.items() if k != "artifacts_by_stem"}
                     continue
-            build = builds[model.name] = ModelBuild(model)
-            inline = self.jobs == 1 or len(model.jobs) == 1
-            if self.cache is None and self.plan.settings.check == "off" and not inline:
-                queue.extend(self._tasks_after_prepare(build))  # nothing to prepare
-                continue
-            queue.append(
-                WorkerTask(
-                    self.plan,
-                    model,
-                    "prepare",
-                    model.jobs,
-                    check=self.plan.settings.check,
-                    extra={"compile_misses": inline},
-                )
-            )
+            builds[model.name] = ModelBuild(model)
+            queue.append(WorkerTask(self.plan, model, "prepare", model.jobs, check=self.plan.settings.check))
         if queue:  # something to build: a missing toolchain fails here, before any model is imported
             for target in self.plan.settings.targets:
                 get_target(target).preflight(target_options(self.plan.settings))
-        running: list[Worker] = []
-        try:
-            while queue or running:
-                while queue and len(running) < self.jobs:
-                    task = queue.popleft()
-                    running.append(Worker(task, self.out_dir, {**self.request_extra, **task.extra}))
-                finished = [w for w in running if w.done()]
-                if not finished:
-                    time.sleep(0.02)
-                    continue
-                for worker in finished:
-                    running.remove(worker)
-                    result = worker.result()
-                    build = builds[worker.task.model.name]
-                    before = set(build.artifacts)
-                    build.add(result)
-                    for event in result.get("events", []):
-                        self.log(f"warning: {event}")
-                    self._report(build, [s for s in build.stems if s in build.artifacts and s not in before])
-                    if worker.task.mode == "prepare":
-                        queue.extend(self._tasks_after_prepare(build))
-                    if not build.missing and not any(w.task.model is build.model for w in running):
-                        results[build.model.name] = build.assemble()
-                        if self.cache is not None and self.plan.settings.cache == "on":
-                            self._record_direct(build, results[build.model.name])
-        except BaseException:
-            for worker in running:
-                worker.kill()
-            raise
+        # with the cache off, workers still coordinate (locks, sharing a job's result) through a private one
+        with tempfile.TemporaryDirectory(prefix="hatch-neuron-jobs-") as private:
+            cache_dir = self.cache.root if self.cache is not None else Path(private)
+            self._run_workers(queue, builds, results, cache_dir)
         self.log(
             f"{self.counts['compiled']} artifact(s) compiled, {self.counts['cached']} from the cache, in "
             f"{time.perf_counter() - start:.1f} s (jobs = {self.jobs}"
@@ -291,3 +273,54 @@ class Scheduler:
             + ")"
         )
         return {model.name: results[model.name] for model in self.plan.models}
+
+    def _run_workers(
+        self,
+        queue: deque[WorkerTask],
+        builds: dict[str, ModelBuild],
+        results: dict[str, dict[str, Any]],
+        cache_dir: Path,
+    ) -> None:
+        running: list[Worker] = []
+        try:
+            while queue or running:
+                while len(running) < self.jobs:
+                    task = queue.popleft() if queue else self._steal(builds, running)
+                    if task is None:
+                        break
+                    running.append(self._start(task, cache_dir))
+                finished = [w for w in running if w.done()]
+                if not finished:
+                    time.sleep(0.02)
+                    continue
+                for worker in finished:
+                    running.remove(worker)
+                    self._finished(worker, builds, results, running)
+        except BaseException:
+            for worker in running:
+                worker.kill()
+            raise
+
+    def _finished(
+        self,
+        worker: Worker,
+        builds: dict[str, ModelBuild],
+        results: dict[str, dict[str, Any]],
+        running: list[Worker],
+    ) -> None:
+        result = worker.result()
+        build = builds[worker.task.model.name]
+        before = set(build.artifacts)
+        build.add(result)
+        for event in result.get("events", []):
+            self.log(f"warning: {event}")
+        self._report(build, [s for s in build.stems if s in build.artifacts and s not in before])
+        if worker.task.mode == "prepare":
+            build.prepared = True
+            for other in [w for w in running if w.task.model is build.model]:
+                other.kill()  # the prepare worker has every artifact: a second worker would only repeat one
+                running.remove(other)
+        if build.prepared and not any(w.task.model is build.model for w in running):
+            results[build.model.name] = build.assemble()
+            if self.cache is not None and self.plan.settings.cache == "on":
+                self._record_direct(build, results[build.model.name])

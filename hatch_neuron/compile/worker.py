@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import filelock
 import torch
 
 from ..cache import CorruptEntry, LocalCache
@@ -273,24 +274,34 @@ def session_label(job: dict[str, Any]) -> str:
 def compile_or_reuse(
     session: ModelSession,
     job: dict[str, Any],
-    key: str | None,
-    cache: LocalCache | None,
+    key: str,
+    cache: LocalCache,
     options: TargetOptions,
     events: list[str],
-) -> dict[str, Any]:
-    if cache is None or key is None:
-        return compile_job(session, job, options)
-    with cache.lock(key):  # another build compiling the same key: wait for it, then reuse its entry
+    *,
+    wait: bool,
+) -> dict[str, Any] | None:
+    """The job's artifact from the cache, or compiled and stored there, under the key's lock. Without
+    ``wait``, None when another worker holds the lock (it is compiling this job)."""
+    lock = cache.lock(key)
+    try:
+        lock.acquire(timeout=-1 if wait else 0)
+    except filelock.Timeout:
+        return None
+    try:
         entry = fetch_job(session, job, key, cache, events)
         if entry is None:
             entry = compile_job(session, job, options)
             store_job(cache, key, job, entry)
+    finally:
+        lock.release()
     return entry
 
 
 def run(request: dict[str, Any]) -> dict[str, Any]:
-    """``mode`` prepare: checks, artifact keys, cache hits (and the misses too when ``compile_misses``);
-    compile: the given jobs."""
+    """``mode`` prepare: checks, then every job of the model, from the cache or compiled, leaving to
+    others the jobs whose lock another worker holds (and taking them from the cache once it is done);
+    compile: the given jobs (a job the scheduler gave to a second worker to finish the model sooner)."""
     if request.get("threads"):
         torch.set_num_threads(request["threads"])
     # what the build itself reads and writes (its folders, the cache) is not the model's input
@@ -299,40 +310,37 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     tracker = ReadTracker(untracked) if request.get("track_reads") else None
     session = ModelSession(request)
     options = TargetOptions(**request["options"])
-    cache = LocalCache(Path(request["cache_dir"])) if request.get("cache_dir") else None
     jobs = request["jobs"]
     result: dict[str, Any] = {"ok": True, "findings": [], "artifacts": {}, "keys": {}, "events": []}
-    keys, artifacts = result["keys"], result["artifacts"]
-    if request["mode"] == "prepare":
-        if request["check"] != "off":
-            findings = run_checks(
-                session.name, session.model, session.wrapper, request["inputs"], request["batched"]
+    keys, artifacts, events = result["keys"], result["artifacts"], result["events"]
+    if request["mode"] == "prepare" and request["check"] != "off":
+        findings = run_checks(
+            session.name, session.model, session.wrapper, request["inputs"], request["batched"]
+        )
+        problems = [f for f in findings if f["kind"] != "skipped"]
+        if problems and request["check"] == "error":
+            raise ModelError(
+                f"the pre-flight checks found {len(problems)} problem(s) that would make "
+                f"torch_neuronx.trace fail or give wrong results:\n{describe(problems)}\n"
+                '(check = "warn" in [tool.neuron] downgrades them to warnings)'
             )
-            problems = [f for f in findings if f["kind"] != "skipped"]
-            if problems and request["check"] == "error":
-                raise ModelError(
-                    f"the pre-flight checks found {len(problems)} problem(s) that would make "
-                    f"torch_neuronx.trace fail or give wrong results:\n{describe(problems)}\n"
-                    '(check = "warn" in [tool.neuron] downgrades them to warnings)'
-                )
-            result["findings"] = findings
-        for job in jobs if cache else []:
-            keys[job["stem"]] = job_key(session, job, options, request["versions"])
-            entry = fetch_job(session, job, keys[job["stem"]], cache, result["events"])
-            if entry is not None:
-                artifacts[job["stem"]] = entry
-        if request.get("compile_misses"):
-            for job in jobs:
-                if job["stem"] not in artifacts:
-                    key = keys.get(job["stem"])
-                    artifacts[job["stem"]] = compile_or_reuse(
-                        session, job, key, cache, options, result["events"]
-                    )
-    else:
-        for job in jobs:
-            key = request["keys"].get(job["stem"])
-            artifacts[job["stem"]] = compile_or_reuse(session, job, key, cache, options, result["events"])
+        result["findings"] = findings
     if jobs:
+        cache = LocalCache(Path(request["cache_dir"]))
+        for job in jobs:
+            keys[job["stem"]] = job_key(session, job, options, request["versions"])
+        waiting = request["mode"] == "compile"
+        deferred = []
+        for job in jobs:
+            entry = compile_or_reuse(session, job, keys[job["stem"]], cache, options, events, wait=waiting)
+            if entry is None:
+                deferred.append(job)
+            else:
+                artifacts[job["stem"]] = entry
+        for job in deferred:
+            artifacts[job["stem"]] = compile_or_reuse(
+                session, job, keys[job["stem"]], cache, options, events, wait=True
+            )
         result["outputs"] = {"stem": jobs[0]["stem"], **session.outputs(jobs[0])}
     if tracker is not None:
         result["reads"] = tracker.files()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +24,9 @@ class NeuronBuildHook(BuildHookInterface):
                 "hatch-neuron: editable installs do not expose compiled models yet (the source tree shadows "
                 "them); install the wheel to use <package>.compiled"
             )
-        self._staging = tempfile.mkdtemp(prefix="hatch-neuron-")
-        try:
-            result = pipeline.build(
-                Path(self.root),
-                Path(self._staging),
-                self.metadata.name,
-                lambda line: self.app.display_info(f"hatch-neuron: {line}"),
-            )
-        except BaseException:
-            shutil.rmtree(self._staging, ignore_errors=True)
-            raise
+        result, self._staging = pipeline.build_staged(
+            Path(self.root), self.metadata.name, lambda line: self.app.display_info(f"hatch-neuron: {line}")
+        )
         build_data["force_include"].update({source: target for target, source in result.files.items()})
         build_data["dependencies"].extend(result.requirements)
         if result.platform_specific:

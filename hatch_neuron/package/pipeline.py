@@ -1,7 +1,8 @@
 """The one build pipeline both packaging adapters call: settings -> plan -> compile -> files for the wheel.
 
-Adapters stay thin: they hand over the project root and a staging folder, and put the returned files
-into the wheel and the returned requirements into its metadata.
+Adapters stay thin (``hatch_hook`` for Hatchling, ``setuptools_hook`` for setuptools): they hand over the
+project root (and get a staging folder from :func:`build_staged`), put the returned files into the wheel
+and the returned requirements into its metadata, and tag the wheel for the platform when the result says so.
 """
 
 from __future__ import annotations
@@ -9,6 +10,9 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import platform
+import shutil
+import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,7 +22,7 @@ from packaging.version import Version
 
 from .. import __version__
 from ..compile import TARGET_INFO
-from ..compile.runner import WorkerTask, run_one
+from ..compile.runner import CompileError, WorkerTask, run_one
 from ..compile.scheduler import Scheduler
 from ..config import ConfigError, load_settings
 from ..plan import BuildPlan, make_plan
@@ -205,3 +209,24 @@ def build(root: Path, staging: Path, project_name: str | None, log: Callable[[st
     if settings.targets == ["neuron"] and built_with.get("torch-neuronx"):
         requirements.append(release_line("torch-neuronx", built_with["torch-neuronx"]))
     return BuildResult(files, requirements, manifest, platform_specific)
+
+
+def build_staged(root: Path, project_name: str | None, log: Callable[[str], None]) -> tuple[BuildResult, Path]:
+    """:func:`build` into a new temporary folder (``hatch-neuron-*``); return the result and the folder, which
+    the caller removes once the files are in the wheel. A failed build removes it before raising."""
+    staging = Path(tempfile.mkdtemp(prefix="hatch-neuron-"))
+    try:
+        return build(root, staging, project_name, log), staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def is_build_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a failure that :func:`build` reports on purpose (bad configuration, a model that
+    fails to compile or verify, a missing toolchain): its message says what is wrong, so an adapter may show
+    just the message. Anything else is a bug in hatch-neuron, whose traceback matters."""
+    if isinstance(exc, (ConfigError, CompileError)):
+        return True
+    base = sys.modules.get("hatch_neuron.compile.base")  # not imported (no torch) before a target is used
+    return base is not None and isinstance(exc, base.TargetUnavailable)

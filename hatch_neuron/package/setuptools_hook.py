@@ -1,0 +1,118 @@
+"""setuptools adapter: a thin layer over :mod:`hatch_neuron.package.pipeline`, like the Hatchling one.
+
+A project opts in with ``[build-system] requires = ["setuptools", "hatch-neuron"]``, ``build-backend =
+"setuptools.build_meta"`` and a ``[tool.neuron]`` table; no ``setup.py`` and nothing else.
+
+**Registration.** hatch-neuron's ``setuptools.finalize_distribution_options`` entry point calls
+:func:`finalize_distribution_options` for every setuptools ``Distribution`` made where hatch-neuron is
+installed (a runtime environment too). It reads the ``pyproject.toml`` setuptools reads (in ``src_root`` or
+the current folder) and, without ``[tool.neuron]``, returns having changed nothing (and imported nothing
+that imports torch). With it, the command class setuptools picks for ``bdist_wheel`` (its own, or a
+project's from ``setup.py`` or ``[tool.setuptools.cmdclass]``) gets :class:`NeuronWheel` mixed in. This
+is done where the class is looked up (``Distribution.get_command_class``), because the hook runs before
+setuptools applies ``pyproject.toml``, which replaces the whole ``cmdclass`` table when it has one.
+
+**Why ``bdist_wheel``.** It is the one command that runs only when a wheel is built: ``sdist`` (sources
+only, like Hatchling's sdists), ``egg_info`` and ``dist_info`` (PEP 517 metadata preparation) and editable
+installs (``editable_wheel``) never compile. ``build_py`` would also run for ``setup.py build`` and
+editable installs.
+
+**What** :meth:`NeuronWheel.run` **does** before handing over to setuptools' own ``run``:
+
+1. compiles with :func:`pipeline.build_staged`. A failure reported on purpose (configuration, model,
+   toolchain) becomes a ``DistutilsError``: setuptools prints ``error: hatch-neuron: <message>`` and
+   exits non-zero, and no wheel is written; other exceptions keep their traceback.
+2. copies the files into ``build_lib`` (where ``build_py`` puts the modules, and whose whole tree
+   ``install`` copies into the wheel), and removes them again when the wheel is written, so that a later
+   build in the same checkout (say, without ``[tool.neuron]``) cannot pick them up from ``build/``.
+3. adds the ``Requires-Dist`` pins by assigning a new list to ``install_requires``. setuptools marks the
+   values it read from ``pyproject.toml`` as static and deprecates changing them in place (a
+   ``SetuptoolsDeprecationWarning``, overdue since 2025-10-10, an error under
+   ``SETUPTOOLS_ENFORCE_DEPRECATION=1``), but accepts a new value; it then writes ``Dynamic: Requires-Dist``
+   into the wheel's METADATA. So this works with ``[project] dependencies`` static, dynamic or absent, and
+   the project's own dependencies come first.
+4. drops ``--dist-info-dir``: a PEP 517 frontend (pip) calls ``prepare_metadata_for_build_wheel`` first
+   and passes that folder to ``build_wheel``, which has ``bdist_wheel`` copy it into the wheel as is. That
+   metadata was made without compiling, so it lacks the pins; setuptools writes METADATA afresh instead.
+   As with Hatchling, the wheel's metadata is the prepared one plus the pins.
+5. for a platform-specific build (``inductor``), sets ``root_is_pure = False`` and makes the
+   distribution report extension modules (as setuptools-rust does), so that the package goes to the root
+   of the wheel (platlib) and the wheel is tagged ``cpXY-cpXY-<platform>``, not ``py3-none-any``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ..config import ConfigError, has_neuron_table
+
+
+def finalize_distribution_options(dist: Any) -> None:
+    """The ``setuptools.finalize_distribution_options`` hook: a no-op unless ``[tool.neuron]`` is there."""
+    root = Path(getattr(dist, "src_root", None) or os.curdir).resolve()
+    pyproject = root / "pyproject.toml"
+    try:
+        if not pyproject.is_file() or not has_neuron_table(pyproject):
+            return
+    except ConfigError:  # not TOML, or `tool` not a table: setuptools reports it when it reads the file
+        return
+    lookup = dist.get_command_class
+
+    def get_command_class(command: str) -> type:
+        cls = lookup(command)
+        if command == "bdist_wheel" and not issubclass(cls, NeuronWheel):
+            cls = type(cls.__name__, (NeuronWheel, cls), {"neuron_root": root})
+            dist.cmdclass[command] = cls
+        return cls
+
+    dist.get_command_class = get_command_class
+
+
+class NeuronWheel:
+    """Mixed into the project's ``bdist_wheel`` command class; see the module docstring."""
+
+    neuron_root: Path
+    distribution: Any
+    root_is_pure: bool
+    dist_info_dir: str | None
+
+    def run(self) -> None:
+        from setuptools.errors import BaseError
+
+        from ..runtime.manifest import ARTIFACT_DIR
+        from . import pipeline
+
+        dist = self.distribution
+        try:
+            result, staging = pipeline.build_staged(self.neuron_root, dist.get_name(), self._log)
+        except Exception as exc:
+            if pipeline.is_build_error(exc):
+                raise BaseError(f"hatch-neuron: {exc}") from exc
+            raise
+        build_lib = Path(self.get_finalized_command("build_py").build_lib)  # type: ignore[attr-defined]
+        generated = build_lib.joinpath(*result.manifest["package"].split("."), ARTIFACT_DIR)
+        try:
+            shutil.rmtree(generated, ignore_errors=True)  # left by a build that was killed
+            for target, source in result.files.items():
+                (build_lib / target).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, build_lib / target)
+            requires = list(dist.install_requires or [])
+            requires += [r for r in result.requirements if r not in requires]
+            dist.install_requires = dist.metadata.install_requires = requires
+            self.dist_info_dir = None
+            if result.platform_specific:
+                self.root_is_pure = False
+                dist.has_ext_modules = lambda: True
+            super().run()  # type: ignore[misc]
+        finally:
+            shutil.rmtree(generated, ignore_errors=True)
+            for target in result.files:
+                (build_lib / target).unlink(missing_ok=True)
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _log(self, line: str) -> None:
+        self.announce(f"hatch-neuron: {line}", level=logging.INFO)  # type: ignore[attr-defined]
