@@ -37,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench_core import clean_env, install, median, parse_args, run, run_meta, table
+from bench_core import clean_env, install, median, parse_args, pip_wheel, run, run_meta, table, write_project
 
 PACKAGE = "batchbench"
 WIDTH, HIDDEN = 256, 1024  # ~200 us per call at batch 8 on one thread of this machine's CPU (AMD EPYC)
@@ -102,39 +102,12 @@ NEURON_TOML = f"""
 
 
 def make_project(root: Path) -> Path:
-    """The project, written as tests/conftest.py's ``make_project`` writes one (flat layout)."""
-    (root / PACKAGE).mkdir(parents=True)
-    (root / PACKAGE / "__init__.py").write_text("")
-    (root / PACKAGE / "nets.py").write_text(textwrap.dedent(NETS).lstrip())
-    header = f"""\
-        [build-system]
-        requires = ["hatchling", "hatch-neuron"]
-        build-backend = "hatchling.build"
-
-        [project]
-        name = "{PACKAGE}"
-        version = "0.1.0"
-
-        [tool.hatch.build.targets.wheel]
-        packages = ["{PACKAGE}"]
-
-        [tool.hatch.build.hooks.neuron]
-        """
-    (root / "pyproject.toml").write_text(textwrap.dedent(header) + textwrap.dedent(NEURON_TOML))
-    return root
+    return write_project(root, PACKAGE, textwrap.dedent(NETS).lstrip(), textwrap.dedent(NEURON_TOML))
 
 
 def build_wheel(project: Path, out: Path) -> tuple[float, Path]:
-    out.mkdir(parents=True)
-    pip = [sys.executable, "-m", "pip", "wheel", "-v", "--no-build-isolation", "--no-deps"]
-    cmd = [*pip, "-w", out, project]
-    start = time.perf_counter()
-    run(cmd, env=clean_env())
-    seconds = time.perf_counter() - start
-    wheels = sorted(out.glob(f"{PACKAGE}-*.whl"))
-    if len(wheels) != 1:
-        raise SystemExit(f"expected one {PACKAGE} wheel in {out}, got {sorted(out.iterdir())}")
-    return seconds, wheels[0]
+    seconds, _, wheel = pip_wheel(project, out, clean_env(), PACKAGE)
+    return seconds, wheel
 
 
 # ------------------------------------------------------------------------------------------ child side

@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from bench_core import EXAMPLE, clean_env, median, parse_args, run, run_meta, table
+from bench_core import EXAMPLE, clean_env, median, parse_args, pip_wheel, run_meta, table
 
 #: (quick, full)
 SETTINGS = {
@@ -35,24 +33,8 @@ SETTINGS = {
 
 def build(project: Path, out: Path, **env: str) -> tuple[float, str]:
     shutil.rmtree(out, ignore_errors=True)
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "wheel",
-        "-v",
-        "--no-build-isolation",
-        "--no-deps",
-        "-w",
-        out,
-        project,
-    ]
-    start = time.perf_counter()
-    result = run(command, env=clean_env(**env))
-    seconds = time.perf_counter() - start
-    if len(list(out.glob("*.whl"))) != 1:
-        raise SystemExit(f"expected one wheel in {out}")
-    return seconds, result.stdout + result.stderr
+    seconds, output, _ = pip_wheel(project, out, clean_env(**env))
+    return seconds, output
 
 
 def counts(output: str) -> str:

@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -136,7 +137,11 @@ def copy_project(dest: Path, *, hook: bool) -> Path:
     return dest
 
 
-def pip_wheel(project: Path, out: Path) -> tuple[float, str, Path]:
+def pip_wheel(
+    project: Path, out: Path, env: dict[str, str] | None = None, package: str = PACKAGE
+) -> tuple[float, str, Path]:
+    """``pip wheel --no-build-isolation --no-deps`` of ``project`` into a new ``out``: (seconds, output, the
+    one ``package`` wheel). ``env`` defaults to ``clean_env(HATCH_NEURON_TARGETS="cpu")``."""
     out.mkdir(parents=True)
     cmd = [
         sys.executable,
@@ -151,12 +156,37 @@ def pip_wheel(project: Path, out: Path) -> tuple[float, str, Path]:
         project,
     ]
     start = time.perf_counter()
-    result = run(cmd, env=clean_env(HATCH_NEURON_TARGETS="cpu"))
+    result = run(cmd, env=clean_env(HATCH_NEURON_TARGETS="cpu") if env is None else env)
     seconds = time.perf_counter() - start
-    wheels = sorted(out.glob("*.whl"))
-    if len(wheels) != 1 or not wheels[0].name.startswith(f"{PACKAGE}-"):
-        raise SystemExit(f"expected one {PACKAGE} wheel in {out}, got {wheels}")
+    wheels = sorted(out.glob(f"{package}-*.whl"))
+    if len(wheels) != 1:
+        raise SystemExit(f"expected one {package} wheel in {out}, got {sorted(out.iterdir())}")
     return seconds, result.stdout + result.stderr, wheels[0]
+
+
+def write_project(root: Path, package: str, nets: str, neuron_toml: str) -> Path:
+    """A Hatchling project using the hook, written as tests/conftest.py's ``make_project`` writes one
+    (flat layout): ``<package>/nets.py`` holds ``nets``; ``neuron_toml`` is the ``[tool.neuron]`` part."""
+    (root / package).mkdir(parents=True)
+    (root / package / "__init__.py").write_text("")
+    (root / package / "nets.py").write_text(nets)
+    header = f"""\
+        [build-system]
+        requires = ["hatchling", "hatch-neuron"]
+        build-backend = "hatchling.build"
+
+        [project]
+        name = "{package}"
+        version = "0.1.0"
+
+        [tool.hatch.build.targets.wheel]
+        packages = ["{package}"]
+
+        [tool.hatch.build.hooks.neuron]
+
+        """
+    (root / "pyproject.toml").write_text(textwrap.dedent(header) + neuron_toml)
+    return root
 
 
 def bench_build(work: Path, repeats: int) -> tuple[dict[str, Any], Path]:

@@ -31,18 +31,28 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench_core import COMPILE_LINE, clean_env, install, make_inputs, median, parse_args, run, run_meta, table
+from bench_core import (
+    COMPILE_LINE,
+    clean_env,
+    install,
+    make_inputs,
+    median,
+    parse_args,
+    pip_wheel,
+    run,
+    run_meta,
+    table,
+    write_project,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 NETS = ROOT / "example_project" / "example_models" / "nets.py"
@@ -109,28 +119,8 @@ def toml_value(value: Any) -> str:
 
 def make_project(root: Path, models: list[str]) -> Path:
     """The bench project: a flat layout whose factories are a copy of example_project's nets.py."""
-    (root / PACKAGE).mkdir(parents=True)
-    (root / PACKAGE / "__init__.py").write_text("")
-    shutil.copyfile(NETS, root / PACKAGE / "nets.py")
-    header = f"""\
-        [build-system]
-        requires = ["hatchling", "hatch-neuron"]
-        build-backend = "hatchling.build"
-
-        [project]
-        name = "{PACKAGE}"
-        version = "0.1.0"
-
-        [tool.hatch.build.targets.wheel]
-        packages = ["{PACKAGE}"]
-
-        [tool.hatch.build.hooks.neuron]
-
-        [tool.neuron]
-        targets = ["cpu"]  # replaced per build: HATCH_NEURON_TARGETS=<target>
-        load = "import"
-        """
-    lines = [textwrap.dedent(header)]
+    lines = ["[tool.neuron]", 'targets = ["cpu"]  # replaced per build: HATCH_NEURON_TARGETS=<target>']
+    lines += ['load = "import"', ""]
     for name in models:
         spec = model_specs(name)
         lines.append(f"[tool.neuron.models.{name}]")
@@ -140,8 +130,7 @@ def make_project(root: Path, models: list[str]) -> Path:
             if key in spec:
                 lines.append(f"{key} = {spec[key]}")
         lines.append("")
-    (root / "pyproject.toml").write_text("\n".join(lines))
-    return root
+    return write_project(root, PACKAGE, NETS.read_text(), "\n".join(lines))
 
 
 def build_env(target: str, cache_dir: Path) -> dict[str, str]:
@@ -162,23 +151,16 @@ def build_env(target: str, cache_dir: Path) -> dict[str, str]:
 
 def build_wheel(project: Path, out: Path, target: str) -> dict[str, Any]:
     """One cold build (fresh output folder, no cache): the wheel, its time, the per-model compile times."""
-    out.mkdir(parents=True)
     cache = out.parent / f"{out.name}-cache"
     cache.mkdir()
-    pip = [sys.executable, "-m", "pip", "wheel", "-v", "--no-build-isolation", "--no-deps"]
-    start = time.perf_counter()
-    result = run([*pip, "-w", out, project], env=build_env(target, cache))
-    seconds = time.perf_counter() - start
-    wheels = sorted(out.glob(f"{PACKAGE}-*.whl"))
-    if len(wheels) != 1:
-        raise SystemExit(f"expected one {PACKAGE} wheel in {out}, got {sorted(out.iterdir())}")
-    log = (result.stdout + result.stderr).splitlines()
+    seconds, output, wheel = pip_wheel(project, out, build_env(target, cache), PACKAGE)
+    log = output.splitlines()
     compiles = {m["model"]: float(m["seconds"]) for m in map(COMPILE_LINE.search, log) if m}
     summary = [m.groupdict() for m in map(SUMMARY_LINE.search, log) if m]
     if summary and int(summary[-1]["cached"]):
         raise SystemExit(f"a cold build took {summary[-1]['cached']} artifact(s) from the compile cache")
     jobs = int(summary[-1]["jobs"]) if summary else None  # None: a hatch-neuron without parallel jobs
-    return {"seconds": seconds, "wheel": wheels[0], "compile_s": compiles, "jobs": jobs}
+    return {"seconds": seconds, "wheel": wheel, "compile_s": compiles, "jobs": jobs}
 
 
 # ------------------------------------------------------------------------------------------ child side
