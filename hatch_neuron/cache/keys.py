@@ -18,10 +18,12 @@ is not seen by this shortcut: set ``HATCH_NEURON_CACHE=verify`` to always comput
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
-import importlib.metadata
 import json
+import os
 import re
+import sys
 from typing import Any
 
 #: Bump when the meaning of a key changes, so old entries are not used.
@@ -34,9 +36,10 @@ def digest_json(value: Any) -> str:
 
 
 def _update_tensor(digest: Any, name: str, tensor: Any) -> None:
-    tensor = tensor.detach().contiguous().cpu()
+    """Hash a tensor's dtype, shape and raw bytes (without numpy: build environments may lack it)."""
+    tensor = tensor.detach().cpu().contiguous()
     digest.update(f"{name}:{tensor.dtype}:{list(tensor.shape)}:".encode())
-    digest.update(_plain(tensor).reshape(-1).numpy().tobytes())
+    digest.update(ctypes.string_at(tensor.data_ptr(), tensor.numel() * tensor.element_size()))
 
 
 def computation_digest(module: Any, example_inputs: tuple[Any, ...]) -> str:
@@ -55,17 +58,6 @@ def computation_digest(module: Any, example_inputs: tuple[Any, ...]) -> str:
     for name, tensor in sorted(traced.state_dict().items()):
         _update_tensor(digest, name, tensor)
     return digest.hexdigest()
-
-
-def _plain(tensor: Any) -> Any:
-    """The tensor's bytes as a dtype numpy has (bfloat16, float8 and bool are viewed as integers)."""
-    import torch
-
-    if tensor.dtype in (torch.bfloat16, torch.float16):
-        return tensor.view(torch.int16)
-    if tensor.dtype in (torch.bool, torch.float8_e4m3fn, torch.float8_e5m2):
-        return tensor.view(torch.uint8)
-    return tensor
 
 
 def artifact_key(
@@ -88,11 +80,16 @@ def artifact_key(
 
 
 def installed_distributions() -> str:
-    """A digest of every installed distribution's name and version (a changed dependency changes it)."""
-    names = sorted(
-        f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions() if d.metadata["Name"]
-    )
-    return digest_json(names)
+    """A digest of the distributions importable here, by their metadata folders' names (which hold name
+    and version: reading every METADATA file would cost more than a warm build); a changed dependency
+    changes it, the folder a build environment lives in does not."""
+    names = set()
+    for entry in sys.path:
+        try:
+            names.update(n for n in os.listdir(entry or ".") if n.endswith((".dist-info", ".egg-info")))
+        except OSError:
+            continue
+    return digest_json(sorted(names))
 
 
 def direct_key(model_request: dict[str, Any], environment: dict[str, Any]) -> str:

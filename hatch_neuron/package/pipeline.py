@@ -211,7 +211,9 @@ def build(root: Path, staging: Path, project_name: str | None, log: Callable[[st
     return BuildResult(files, requirements, manifest, platform_specific)
 
 
-def build_staged(root: Path, project_name: str | None, log: Callable[[str], None]) -> tuple[BuildResult, Path]:
+def build_staged(
+    root: Path, project_name: str | None, log: Callable[[str], None]
+) -> tuple[BuildResult, Path]:
     """:func:`build` into a new temporary folder (``hatch-neuron-*``); return the result and the folder, which
     the caller removes once the files are in the wheel. A failed build removes it before raising."""
     staging = Path(tempfile.mkdtemp(prefix="hatch-neuron-"))

@@ -8,9 +8,11 @@ A project opts in with ``[build-system] requires = ["setuptools", "hatch-neuron"
 installed (a runtime environment too). It reads the ``pyproject.toml`` setuptools reads (in ``src_root`` or
 the current folder) and, without ``[tool.neuron]``, returns having changed nothing (and imported nothing
 that imports torch). With it, the command class setuptools picks for ``bdist_wheel`` (its own, or a
-project's from ``setup.py`` or ``[tool.setuptools.cmdclass]``) gets :class:`NeuronWheel` mixed in. This
-is done where the class is looked up (``Distribution.get_command_class``), because the hook runs before
-setuptools applies ``pyproject.toml``, which replaces the whole ``cmdclass`` table when it has one.
+project's from ``setup.py`` or ``[tool.setuptools.cmdclass]``) gets :class:`NeuronWheel` mixed in, and
+the one for ``editable_wheel`` a warning that editable installs do not compile. The mixing happens where
+setuptools looks the class up (``Distribution.get_command_class``), not in ``Distribution.cmdclass``:
+the hook runs before setuptools applies ``pyproject.toml``, which replaces the whole ``cmdclass`` table
+when it has one.
 
 **Why ``bdist_wheel``.** It is the one command that runs only when a wheel is built: ``sdist`` (sources
 only, like Hatchling's sdists), ``egg_info`` and ``dist_info`` (PEP 517 metadata preparation) and editable
@@ -30,11 +32,13 @@ editable installs.
    ``SetuptoolsDeprecationWarning``, overdue since 2025-10-10, an error under
    ``SETUPTOOLS_ENFORCE_DEPRECATION=1``), but accepts a new value; it then writes ``Dynamic: Requires-Dist``
    into the wheel's METADATA. So this works with ``[project] dependencies`` static, dynamic or absent, and
-   the project's own dependencies come first.
+   the project's own dependencies come first. (The sdist, built without compiling, lists the project's
+   own dependencies only and does not mark them dynamic, as with Hatchling: a tool that takes an sdist's
+   static metadata at its word (PEP 643) resolves without the pins; the built wheel has them.)
 4. drops ``--dist-info-dir``: a PEP 517 frontend (pip) calls ``prepare_metadata_for_build_wheel`` first
    and passes that folder to ``build_wheel``, which has ``bdist_wheel`` copy it into the wheel as is. That
    metadata was made without compiling, so it lacks the pins; setuptools writes METADATA afresh instead.
-   As with Hatchling, the wheel's metadata is the prepared one plus the pins.
+   As with Hatchling, the wheel's metadata is the prepared one plus the pins (and the ``Dynamic`` line).
 5. for a platform-specific build (``inductor``), sets ``root_is_pure = False`` and makes the
    distribution report extension modules (as setuptools-rust does), so that the package goes to the root
    of the wheel (platlib) and the wheel is tagged ``cpXY-cpXY-<platform>``, not ``py3-none-any``.
@@ -64,8 +68,9 @@ def finalize_distribution_options(dist: Any) -> None:
 
     def get_command_class(command: str) -> type:
         cls = lookup(command)
-        if command == "bdist_wheel" and not issubclass(cls, NeuronWheel):
-            cls = type(cls.__name__, (NeuronWheel, cls), {"neuron_root": root})
+        mixin = MIXINS.get(command)
+        if mixin is not None and not issubclass(cls, mixin):
+            cls = type(cls.__name__, (mixin, cls), {"neuron_root": root})
             dist.cmdclass[command] = cls
         return cls
 
@@ -116,3 +121,18 @@ class NeuronWheel:
 
     def _log(self, line: str) -> None:
         self.announce(f"hatch-neuron: {line}", level=logging.INFO)  # type: ignore[attr-defined]
+
+
+class NeuronEditableWheel:
+    """Mixed into ``editable_wheel``: editable installs do not compile, and say so."""
+
+    def run(self) -> None:
+        self.announce(  # type: ignore[attr-defined]
+            "hatch-neuron: editable installs do not compile models; install the wheel to use "
+            "<package>.compiled",
+            level=logging.WARNING,
+        )
+        super().run()  # type: ignore[misc]
+
+
+MIXINS: dict[str, type] = {"bdist_wheel": NeuronWheel, "editable_wheel": NeuronEditableWheel}
