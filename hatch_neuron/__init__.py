@@ -1,8 +1,8 @@
 """hatch-neuron: compile declared PyTorch models at wheel-build time and load them at import.
 
 The package is split by direction of flow: ``config`` (parse and validate ``[tool.neuron]``) ->
-``plan`` (models x targets) -> ``compile`` (one module per target, run in a child process) ->
-``package`` (thin Hatchling adapter over one shared pipeline) -> ``runtime`` (the loader that
+``plan`` (models x targets) -> ``compile`` (one module per target, run in child processes, with ``cache``) ->
+``package`` (thin Hatchling and setuptools adapters over one shared pipeline) -> ``runtime`` (the loader that
 built packages import; it depends on torch and the standard library only).
 """
 
