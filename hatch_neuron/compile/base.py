@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,9 +42,16 @@ class CompileTarget(ABC):
     def suffix(self) -> str:
         return self.info.suffix
 
-    def preflight(self, options: TargetOptions) -> None:  # noqa: B027 (optional hook: most targets need nothing)
+    #: The module the target's toolchain provides, checked by the default :meth:`preflight`.
+    requires_module: ClassVar[str | None] = None
+    #: What to install when ``requires_module`` is missing.
+    install_hint: ClassVar[str] = ""
+
+    def preflight(self, options: TargetOptions) -> None:
         """Raise :class:`TargetUnavailable` when this host cannot compile for the target. Runs in the
         build process before any model is imported, so a missing toolchain fails fast."""
+        if self.requires_module and importlib.util.find_spec(self.requires_module) is None:
+            raise TargetUnavailable(self.install_hint)
 
     @abstractmethod
     def compile(

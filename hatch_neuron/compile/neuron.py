@@ -50,10 +50,8 @@ def compiler_args(options: TargetOptions) -> list[str]:
 
 class NeuronTarget(CompileTarget):
     info = TARGET_INFO["neuron"]
-
-    def preflight(self, options: TargetOptions) -> None:
-        if importlib.util.find_spec("torch_neuronx") is None:
-            raise TargetUnavailable(INSTALL_HINT)
+    requires_module = "torch_neuronx"
+    install_hint = INSTALL_HINT
 
     def compile(
         self,

@@ -49,10 +49,8 @@ def import_torch_xla():
 
 class XlaTarget(CompileTarget):
     info = TARGET_INFO["xla"]
-
-    def preflight(self, options: TargetOptions) -> None:
-        if importlib.util.find_spec("torch_xla") is None:
-            raise TargetUnavailable(INSTALL_HINT)
+    requires_module = "torch_xla"
+    install_hint = INSTALL_HINT
 
     def compile(
         self,
