@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .cache.commands import format_size
 from .runtime.manifest import ARTIFACT_DIR, MANIFEST
 from .runtime.targets import select_target
 
@@ -80,10 +81,6 @@ def inspect_path(target: str) -> list[dict[str, Any]]:
     return reports
 
 
-def _size(size: int) -> str:
-    return f"{size / 1024:.1f} KiB" if size < 1 << 20 else f"{size / (1 << 20):.1f} MiB"
-
-
 def _spec(spec: dict[str, Any]) -> str:
     text = f"{spec['shape']} {spec['dtype']}"
     if spec.get("low") is not None:
@@ -93,7 +90,7 @@ def _spec(spec: dict[str, Any]) -> str:
 
 def _file_line(entry: dict[str, Any]) -> str:
     state = "ok" if entry["sha256_ok"] else ("MISSING" if not entry["present"] else "MISMATCH")
-    return f"{entry['file']}  {_size(entry['size'])}  sha256 {entry['sha256']} ({state})"
+    return f"{entry['file']}  {format_size(entry['size'])}  sha256 {entry['sha256']} ({state})"
 
 
 def render(reports: list[dict[str, Any]]) -> str:

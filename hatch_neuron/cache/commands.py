@@ -29,7 +29,8 @@ def parse_size(text: str) -> int:
     return int(float(match[1]) * _UNITS[match[2].upper()])
 
 
-def _size(size: float) -> str:
+def format_size(size: float) -> str:
+    """``812 B``, ``98.5 KiB``, ``651.3 MiB``..."""
     for unit in ("B", "KiB", "MiB", "GiB"):
         if size < 1024 or unit == "GiB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
@@ -61,19 +62,20 @@ def run(args: argparse.Namespace) -> int:
         entries = list(cache.entries())
         artifacts = [e for e in entries if e.kind == "artifact"]
         print(f"cache: {cache.root}")
-        print(f"artifacts: {len(artifacts)}, {_size(sum(e.size for e in artifacts))}")
+        print(f"artifacts: {len(artifacts)}, {format_size(sum(e.size for e in artifacts))}")
         direct = [e for e in entries if e.kind == "direct"]
-        print(f"direct records: {len(direct)}, {_size(sum(e.size for e in direct))}")
+        print(f"direct records: {len(direct)}, {format_size(sum(e.size for e in direct))}")
     elif args.action == "list":
         for entry in sorted(cache.entries(), key=lambda e: e.last_used, reverse=True):
             used = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.last_used))
-            print(f"{entry.key[:16]}  {entry.kind:<8}  {_size(entry.size):>10}  {used}  {entry.description}")
+            size = format_size(entry.size)
+            print(f"{entry.key[:16]}  {entry.kind:<8}  {size:>10}  {used}  {entry.description}")
     elif args.action == "prune":
         if args.older_than is None and args.max_size is None:
             print("hatch-neuron cache prune: give --older-than DAYS and/or --max-size SIZE")
             return 2
         removed = cache.prune(args.older_than, args.max_size)
-        print(f"removed {len(removed)} entries, {_size(sum(e.size for e in removed))}")
+        print(f"removed {len(removed)} entries, {format_size(sum(e.size for e in removed))}")
     else:
         cache.clear()
         print(f"cleared {cache.root}")

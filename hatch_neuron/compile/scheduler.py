@@ -27,7 +27,7 @@ from typing import Any
 
 from .. import __version__
 from ..cache import CorruptEntry, LocalCache
-from ..cache.commands import default_cache_dir
+from ..cache.commands import default_cache_dir, format_size
 from ..cache.keys import direct_key, installed_distributions
 from ..cache.store import sha256_file
 from ..plan import BuildPlan, ModelPlan
@@ -57,10 +57,6 @@ def _label(model: str, artifact: dict[str, Any], target: str) -> str:
     return f"{model} [{target}{' ' + bucket if bucket else ''}]"
 
 
-def _size(size: int) -> str:
-    return f"{size / 1024:.1f} KiB" if size < 1 << 20 else f"{size / (1 << 20):.1f} MiB"
-
-
 class ModelBuild:
     """What is known about one model while its workers run."""
 
@@ -88,10 +84,6 @@ class ModelBuild:
         self.findings += result.get("findings", [])
         for artifact in result.get("artifacts", {}).values():
             self.warnings += artifact.pop("warnings", [])
-
-    @property
-    def missing(self) -> list[str]:
-        return [stem for stem in self.stems if stem not in self.artifacts]
 
     def assemble(self) -> dict[str, Any]:
         """The model's manifest parts: outputs (with the dims that follow buckets) and artifacts."""
@@ -215,7 +207,7 @@ class Scheduler:
             how = "cached" if cached else "compiled"
             self.log(
                 f"{_label(build.model.name, artifact, target)}: {how} in {artifact['seconds']:.1f} s, "
-                f"{_size(artifact['size'])}, {check}"
+                f"{format_size(artifact['size'])}, {check}"
             )
 
     def _steal(self, builds: dict[str, ModelBuild], running: list[Worker]) -> WorkerTask | None:
