@@ -27,6 +27,9 @@ from .base import Compiled, CompileTarget, TargetOptions, TargetUnavailable
 from .info import TARGET_INFO
 
 MARCH = {"x86_64": "x86-64-v3"}
+#: AOTInductor compiles with ``-g1`` line tables (for profilers) by default: without them the library is
+#: about 4x smaller (1.48 MB -> 0.37 MB for a small MLP), and so are wheels and their compression time.
+NO_LINE_TABLES = {"aot_inductor.enable_line_tables": False}
 
 
 class InductorTarget(CompileTarget):
@@ -66,7 +69,7 @@ class InductorTarget(CompileTarget):
         torch._inductor.aoti_compile_and_package(
             exported,
             package_path=str(package),
-            inductor_configs={"cpp.march": MARCH[platform.machine()]},
+            inductor_configs={"cpp.march": MARCH[platform.machine()], **NO_LINE_TABLES},
         )
         return Compiled(package, details)
 
@@ -81,7 +84,7 @@ class InductorTarget(CompileTarget):
         return {f"c++ ({compiler})": version or None}
 
     def key_options(self, options: TargetOptions) -> dict[str, Any]:
-        return {"device": options.inductor_device, "march": MARCH.get(platform.machine())}
+        return {"device": options.inductor_device, "march": MARCH.get(platform.machine()), **NO_LINE_TABLES}
 
     def save(self, compiled: Compiled, path: Path) -> None:
         shutil.copyfile(compiled.module, path)
