@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import csv
+import hashlib
 import json
 import os
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -79,6 +83,21 @@ def install(wheel: Path, target: Path) -> Path:
     """Install ``wheel`` (no dependencies) into its own folder, away from the source tree."""
     run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", target, wheel])
     return target
+
+
+def assert_wheel_hygiene(wheel: Path) -> None:
+    """check-wheel-contents and twine check pass, and every RECORD hash and size matches the file."""
+    bin_dir = Path(sys.executable).parent
+    assert ": OK" in run([bin_dir / "check-wheel-contents", wheel]).stdout
+    assert "PASSED" in run([bin_dir / "twine", "check", wheel]).stdout
+    with zipfile.ZipFile(wheel) as archive:
+        [record_name] = [n for n in archive.namelist() if n.endswith(".dist-info/RECORD")]
+        for name, digest, size in csv.reader(archive.read(record_name).decode().splitlines()):
+            if name == record_name:
+                continue
+            data = archive.read(name)
+            expected = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            assert digest == f"sha256={expected}" and int(size) == len(data), name
 
 
 def run_python(

@@ -7,7 +7,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from conftest import EXAMPLE, clean_env, run, run_json, run_python, single_wheel
+from conftest import EXAMPLE, assert_wheel_hygiene, clean_env, run, run_json, run_python, single_wheel
 
 MODELS = ["scale_add", "conv", "classifier", "encoder"]
 ARTIFACTS = [
@@ -94,6 +94,10 @@ def test_wheel_contents_and_metadata(example_cpu_wheel: Path) -> None:
     assert manifest["models"]["encoder"]["outputs"]["dims"] == [[-1, 1, -1], [-1, -1]]
     assert manifest["models"]["classifier"]["outputs"]["dims"] == [[0, -1]]
     assert "load('example_models', 'encoder', lazy=False)" in generated
+
+
+def test_wheel_hygiene(example_cpu_wheel: Path) -> None:
+    assert_wheel_hygiene(example_cpu_wheel)
 
 
 def test_runtime_load_returns_same_model(example_cpu_install: Path) -> None:

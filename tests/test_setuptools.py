@@ -16,7 +16,18 @@ from email.parser import Parser
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE, ROOT, clean_env, install, pip_wheel, run, run_json, run_python, single_wheel
+from conftest import (
+    EXAMPLE,
+    ROOT,
+    assert_wheel_hygiene,
+    clean_env,
+    install,
+    pip_wheel,
+    run,
+    run_json,
+    run_python,
+    single_wheel,
+)
 
 from hatch_neuron import __version__
 from hatch_neuron.package.pipeline import TORCH_VERSION, release_line
@@ -88,6 +99,10 @@ def twin_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 @pytest.fixture(scope="module")
 def twin_site(twin_build: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
     return install(twin_build[0], tmp_path_factory.mktemp("twin-site"))
+
+
+def test_wheel_hygiene(twin_build: tuple[Path, str]) -> None:
+    assert_wheel_hygiene(twin_build[0])
 
 
 def test_twin_needs_no_setup_py() -> None:
