@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,6 @@ class WorkerTask:
     mode: str
     jobs: tuple[CompileJob, ...]
     check: str = "off"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -133,15 +132,13 @@ class Worker:
 
     def kill(self) -> None:
         """End the worker and everything it started (its process group), and remove its folder."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
+        self._end_group()
         self._tmp.cleanup()
 
     def result(self) -> dict[str, Any]:
         """The worker's result record; :class:`CompileError` when it failed, died or timed out."""
         timed_out = self.process.poll() is None
-        self.kill_group_only()
+        self._end_group()
         output = self.log_file.read_text(errors="replace")
         name, timeout = self.task.model.name, self.task.plan.settings.timeout
         try:
@@ -166,7 +163,7 @@ class Worker:
         result["seconds"] = time.monotonic() - self.started
         return result
 
-    def kill_group_only(self) -> None:
+    def _end_group(self) -> None:
         """End whatever the worker left running in its session (also after a normal exit)."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)

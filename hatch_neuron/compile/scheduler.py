@@ -229,8 +229,7 @@ class Scheduler:
         return WorkerTask(self.plan, build.model, "compile", (job,))
 
     def _start(self, task: WorkerTask, cache_dir: Path) -> Worker:
-        extra = {**self.request_extra, **task.extra, "cache_dir": str(cache_dir)}
-        return Worker(task, self.out_dir, extra)
+        return Worker(task, self.out_dir, {**self.request_extra, "cache_dir": str(cache_dir)})
 
     def run(self) -> dict[str, dict[str, Any]]:
         """Every model's assembled result, in the plan's order."""
