@@ -30,13 +30,13 @@ from conftest import (
 )
 
 from hatch_neuron import __version__
-from hatch_neuron.package.pipeline import TORCH_VERSION, release_line
+from hatch_neuron.package.pipeline import release_line, torch_version
 
 TWIN = ROOT / "tests" / "projects" / "setuptools_twin"
 PACKAGE = "twin_models"
 DIST_INFO = "setuptools_twin-1.0.0.dist-info"
 ARTIFACTS = ["conv.cpu.pt", "encoder.cpu.d1-8.pt", "encoder.cpu.d1-16.pt", "manifest.json"]
-PINS = [f"hatch-neuron>={__version__}", release_line("torch", TORCH_VERSION)]
+PINS = [f"hatch-neuron>={__version__}", release_line("torch", torch_version())]
 SOURCES = [f"{PACKAGE}/__init__.py", f"{PACKAGE}/nets.py"]
 GENERATED = [f"{PACKAGE}/compiled.py"] + [f"{PACKAGE}/_hatch_neuron/{name}" for name in ARTIFACTS]
 CPU = clean_env(HATCH_NEURON_TARGETS="cpu")
@@ -206,7 +206,7 @@ def test_hook_is_cheap_and_inert_without_neuron_table(tmp_path: Path, neuron: bo
     assert report["torch"] is False  # the hook itself never imports torch
     assert report["sdist"] == "setuptools.command.sdist"
     if neuron:
-        assert report["mro"] == ["bdist_wheel", "NeuronWheel", "bdist_wheel"]
+        assert report["mro"] == ["bdist_wheel", "NeuronWheel", "_NeuronCommand"]
     else:
         assert report["stock"] is True
 
@@ -245,8 +245,8 @@ FAKE_BUILD = """
     warnings.simplefilter("error", SetuptoolsDeprecationWarning)
     calls = []
 
-    def fake_build_staged(root, project_name, log):
-        calls.append(project_name)
+    def fake_build_staged(root, project_name, log, editable=False):
+        calls.append((project_name, editable))
         staging = Path(tempfile.mkdtemp(prefix="hatch-neuron-"))
         (staging / "manifest.json").write_text("{}")
         (staging / "compiled.py").write_text("# generated")
@@ -271,9 +271,11 @@ FAKE_BUILD = """
     out, meta, frontend = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
     report = {}
     if frontend == "pip":  # metadata first, and its folder passed on (bdist_wheel --dist-info-dir)
-        for hook in ("sdist", "editable"):
-            getattr(build_meta, f"build_{hook}")(str(out / hook))
-            report[hook] = len(calls)
+        build_meta.build_sdist(str(out / "sdist"))
+        report["sdist"] = len(calls)
+        editable = build_meta.build_editable(str(out / "editable"))
+        report["editable"] = calls[-1:]
+        report["editable_built"] = read(out / "editable", editable)
         meta.mkdir(parents=True)
         name = build_meta.prepare_metadata_for_build_wheel(str(meta))
         report["metadata"] = len(calls)
@@ -344,8 +346,9 @@ def test_adapter_metadata_and_tag(tmp_path: Path, declared: str, platform_specif
     project_table, tool_tables, own = DEPENDENCIES[declared]
     report = fake_build(tmp_path, project_table, tool_tables, platform_specific)
     pip, build = report["pip"], report["build"]
-    # compiled for the wheels only: not for the sdist, the editable wheel or the prepared metadata
-    assert (pip["sdist"], pip["editable"], pip["metadata"], pip["wheel"], build["wheel"]) == (0, 0, 0, 1, 1)
+    # compiled for the wheels only (the editable one too): not for the sdist or the prepared metadata
+    assert (pip["sdist"], pip["editable"], pip["metadata"], pip["wheel"]) == (0, [["demo-pkg", True]], 1, 2)
+    assert build["wheel"] == 1
     for each in (pip, build):
         assert each["left"] == [] and each["temp"] == []  # nothing left in build/ or the temp folder
     assert pip["built"]["metadata"] == build["built"]["metadata"]
@@ -357,6 +360,9 @@ def test_adapter_metadata_and_tag(tmp_path: Path, declared: str, platform_specif
     assert "demo_pkg/compiled.py" in built["names"]
     assert "demo_pkg/_hatch_neuron/manifest.json" in built["names"]
     assert not any(".data/" in name for name in built["names"])  # at the root of the wheel, not in .data
+    editable = pip["editable_built"]  # the same files and pins in the editable wheel
+    assert Parser().parsestr(editable["metadata"]).get_all("Requires-Dist") == message.get_all("Requires-Dist")
+    assert {"demo_pkg/compiled.py", "demo_pkg/_hatch_neuron/manifest.json"} <= set(editable["names"])
     if platform_specific:
         impl = f"cp{sys.version_info.major}{sys.version_info.minor}"
         assert built["wheel"].startswith(f"demo_pkg-0.1.0-{impl}-{impl}-linux_"), built["wheel"]
@@ -370,7 +376,7 @@ def test_adapter_keeps_the_projects_own_bdist_wheel(tmp_path: Path) -> None:
     """A ``bdist_wheel`` from ``[tool.setuptools.cmdclass]`` (applied after the hook ran) still compiles."""
     tables = '[tool.setuptools.cmdclass]\nbdist_wheel = "custom_cmd.Wheel"\n'
     report = fake_build(tmp_path, "dependencies = []\n", tables, False)["pip"]
-    assert report["custom"] is True and report["wheel"] == 1
+    assert report["custom"] is True and report["wheel"] == 2  # the editable wheel, then this one
     assert "demo_pkg/compiled.py" in report["built"]["names"]
 
 
@@ -452,7 +458,7 @@ def test_inductor_wheel_is_platform_tagged(tmp_path: Path) -> None:
     assert b"Root-Is-Purelib: false" in files["demo_pkg-0.1.0.dist-info/WHEEL"]
     from packaging.version import Version
 
-    assert metadata(files)[0] == [f"hatch-neuron>={__version__}", f"torch=={Version(TORCH_VERSION).public}"]
+    assert metadata(files)[0] == [f"hatch-neuron>={__version__}", f"torch=={Version(torch_version()).public}"]
     site = install(wheel, tmp_path / "site")
     result = run_python(
         """

@@ -49,6 +49,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,7 @@ def finalize_distribution_options(dist: Any) -> None:
             return
     except ConfigError:  # not TOML, or `tool` not a table: setuptools reports it when it reads the file
         return
+    _request_torch(dist, pyproject)
     lookup = dist.get_command_class
 
     def get_command_class(command: str) -> type:
@@ -77,41 +79,84 @@ def finalize_distribution_options(dist: Any) -> None:
     dist.get_command_class = get_command_class
 
 
-class NeuronWheel:
-    """Mixed into the project's ``bdist_wheel`` command class; see the module docstring."""
+def _request_torch(dist: Any, pyproject: Path) -> None:
+    """Add torch to the requirements of a wheel build (see :mod:`.build_requires`).
+
+    ``setuptools.build_meta`` answers ``get_requires_for_build_wheel`` (and ``_editable``) by running the
+    project's setup with a ``Distribution`` whose ``fetch_build_eggs`` raises ``SetupRequirementsError``
+    (how it reports ``setup_requires``); asking it for torch there, when this environment lacks a torch
+    that meets the requirement, adds torch to what the frontend installs. Outside that report (the build
+    itself, a plain ``setup.py`` run) nothing is asked, so nothing is ever fetched. For an sdist nothing
+    is asked either: its build needs no torch.
+    """
+    build_meta = sys.modules.get("setuptools.build_meta")
+    if build_meta is None or not isinstance(dist, build_meta.Distribution) or _building_sdist():
+        return
+    from . import build_requires
+
+    requirement = build_requires.torch_requirement(pyproject)
+    if not build_requires.is_satisfied(requirement):
+        dist.fetch_build_eggs([requirement])
+
+
+def _building_sdist() -> bool:
+    """Whether this runs inside ``setuptools.build_meta``'s ``get_requires_for_build_sdist``."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "get_requires_for_build_sdist" and code.co_filename.endswith("build_meta.py"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+class _NeuronCommand:
+    """What the two mixins share: compiling, and the pins in the metadata."""
 
     neuron_root: Path
     distribution: Any
-    root_is_pure: bool
     dist_info_dir: str | None
 
-    def run(self) -> None:
+    def _compile(self, editable: bool) -> tuple[Any, Path]:
+        """Compile (a failure on purpose becomes setuptools' ``BaseError``) and add the pins."""
         from setuptools.errors import BaseError
 
-        from ..runtime.manifest import ARTIFACT_DIR
         from . import pipeline
 
         dist = self.distribution
         try:
-            result, staging = pipeline.build_staged(self.neuron_root, dist.get_name(), self._log)
+            result, staging = pipeline.build_staged(self.neuron_root, dist.get_name(), self._log, editable)
         except Exception as exc:
             if pipeline.is_build_error(exc):
                 raise BaseError(f"hatch-neuron: {exc}") from exc
             raise
+        requires = list(dist.install_requires or [])
+        requires += [r for r in result.requirements if r not in requires]
+        dist.install_requires = dist.metadata.install_requires = requires
+        self.dist_info_dir = None  # made without the pins: have setuptools write the metadata afresh
+        return result, staging
+
+    def _log(self, line: str) -> None:
+        self.announce(f"hatch-neuron: {line}", level=logging.INFO)  # type: ignore[attr-defined]
+
+
+class NeuronWheel(_NeuronCommand):
+    """Mixed into the project's ``bdist_wheel`` command class; see the module docstring."""
+
+    root_is_pure: bool
+
+    def run(self) -> None:
+        from ..runtime.manifest import ARTIFACT_DIR
+
+        result, staging = self._compile(editable=False)
         build_lib = Path(self.get_finalized_command("build_py").build_lib)  # type: ignore[attr-defined]
         generated = build_lib.joinpath(*result.manifest["package"].split("."), ARTIFACT_DIR)
         try:
             shutil.rmtree(generated, ignore_errors=True)  # left by a build that was killed
-            for target, source in result.files.items():
-                (build_lib / target).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(source, build_lib / target)
-            requires = list(dist.install_requires or [])
-            requires += [r for r in result.requirements if r not in requires]
-            dist.install_requires = dist.metadata.install_requires = requires
-            self.dist_info_dir = None
+            _copy_files(result.files, build_lib)
             if result.platform_specific:
                 self.root_is_pure = False
-                dist.has_ext_modules = lambda: True
+                self.distribution.has_ext_modules = lambda: True
             super().run()  # type: ignore[misc]
         finally:
             shutil.rmtree(generated, ignore_errors=True)
@@ -119,20 +164,30 @@ class NeuronWheel:
                 (build_lib / target).unlink(missing_ok=True)
             shutil.rmtree(staging, ignore_errors=True)
 
-    def _log(self, line: str) -> None:
-        self.announce(f"hatch-neuron: {line}", level=logging.INFO)  # type: ignore[attr-defined]
 
-
-class NeuronEditableWheel:
-    """Mixed into ``editable_wheel``: editable installs do not compile, and say so."""
+class NeuronEditableWheel(_NeuronCommand):
+    """Mixed into ``editable_wheel``: compiles, and puts the editable layout of the files (see
+    ``hatch_neuron.runtime.editable``) into the wheel next to what setuptools puts there."""
 
     def run(self) -> None:
-        self.announce(  # type: ignore[attr-defined]
-            "hatch-neuron: editable installs do not compile models; install the wheel to use "
-            "<package>.compiled",
-            level=logging.WARNING,
-        )
-        super().run()  # type: ignore[misc]
+        self._neuron_files, staging = self._compile(editable=True)
+        try:
+            super().run()  # type: ignore[misc]
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _run_build_commands(self, dist_name: str, unpacked_wheel: str, *args: Any) -> Any:
+        # setuptools writes everything under unpacked_wheel into the editable wheel (non-editable data,
+        # headers and scripts go there too); no public hook reaches that folder
+        outputs = super()._run_build_commands(dist_name, unpacked_wheel, *args)  # type: ignore[misc]
+        _copy_files(self._neuron_files.files, Path(unpacked_wheel))
+        return outputs
+
+
+def _copy_files(files: dict[str, str], destination: Path) -> None:
+    for target, source in files.items():
+        (destination / target).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, destination / target)
 
 
 MIXINS: dict[str, type] = {"bdist_wheel": NeuronWheel, "editable_wheel": NeuronEditableWheel}

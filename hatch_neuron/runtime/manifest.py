@@ -6,7 +6,11 @@ import hashlib
 import json
 from functools import cache
 from importlib import resources
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 #: Folder, inside the package that receives the artifacts, holding manifest.json and the artifacts.
 ARTIFACT_DIR = "_hatch_neuron"
@@ -18,11 +22,27 @@ class ArtifactIntegrityError(RuntimeError):
     """An artifact's bytes do not match the sha256 recorded at build time (tampered or truncated)."""
 
 
+#: Artifact folders outside their package: package -> folder (editable installs, see ``runtime.editable``).
+_FOLDERS: dict[str, Path] = {}
+
+
+def use_artifact_folder(package: str, folder: str | Path) -> None:
+    """Read ``package``'s manifest and artifacts from ``folder`` instead of ``<package>/_hatch_neuron``."""
+    _FOLDERS[package] = Path(folder)
+    read_manifest.cache_clear()
+
+
+def artifact_folder(package: str) -> Traversable:
+    """Where ``package``'s manifest and artifacts are."""
+    folder = _FOLDERS.get(package)
+    return folder if folder is not None else resources.files(package).joinpath(ARTIFACT_DIR)
+
+
 @cache
 def read_manifest(package: str) -> dict[str, Any]:
     """The manifest of ``package`` (an importable package built with hatch-neuron)."""
     try:
-        text = resources.files(package).joinpath(ARTIFACT_DIR, MANIFEST).read_text(encoding="utf-8")
+        text = artifact_folder(package).joinpath(MANIFEST).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise LookupError(
             f"package {package!r} has no {ARTIFACT_DIR}/{MANIFEST}: it was not built with hatch-neuron, "
@@ -39,7 +59,7 @@ def read_manifest(package: str) -> dict[str, Any]:
 
 def read_artifact(package: str, file: str, sha256: str) -> bytes:
     """The bytes of one artifact, refused unless they hash to ``sha256``."""
-    data = resources.files(package).joinpath(ARTIFACT_DIR, file).read_bytes()
+    data = artifact_folder(package).joinpath(file).read_bytes()
     actual = hashlib.sha256(data).hexdigest()
     if actual != sha256:
         raise ArtifactIntegrityError(
