@@ -7,11 +7,14 @@ import csv
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import sysconfig
 import textwrap
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +23,9 @@ EXAMPLE = ROOT / "example_project"
 #: Holds the torch_neuronx TEST DOUBLE; only tests put it on PYTHONPATH. Never a Neuron result.
 DOUBLES = ROOT / "tests" / "doubles"
 CONSTRAINTS = ROOT / "scripts" / "constraints.txt"
+#: The setuptools twin of example_project (two of its models; the tests copy its nets.py in).
+TWIN = ROOT / "tests" / "projects" / "setuptools_twin"
+TWIN_PACKAGE = "twin_models"
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -143,6 +149,37 @@ def make_project(
     return root
 
 
+HATCHLING = """\
+[build-system]
+requires = ["hatchling", "hatch-neuron"]
+build-backend = "hatchling.build"
+"""
+SETUPTOOLS = """\
+[build-system]
+requires = ["setuptools", "hatch-neuron"]
+build-backend = "setuptools.build_meta"
+"""
+
+
+def copy_twin(dest: Path, *, neuron: bool = True, backend: str = "setuptools") -> Path:
+    """A copy of the twin (builds write build/ and *.egg-info into the project): without ``[tool.neuron]``
+    when ``neuron`` is false; with Hatchling and its hook instead of setuptools when ``backend`` says so."""
+    shutil.copytree(TWIN, dest, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    shutil.copyfile(
+        EXAMPLE / "example_models" / "nets.py", dest / TWIN_PACKAGE / "nets.py"
+    )  # the same models
+    text = (dest / "pyproject.toml").read_text()
+    if not neuron:
+        text = text[: text.index("\n[tool.neuron]")] + "\n"
+    if backend == "hatchling":
+        assert SETUPTOOLS in text
+        text = text.replace(SETUPTOOLS, HATCHLING)
+        text += f'\n[tool.hatch.build.targets.wheel]\npackages = ["{TWIN_PACKAGE}"]\n'
+        text += "\n[tool.hatch.build.hooks.neuron]\n"
+    (dest / "pyproject.toml").write_text(text)
+    return dest
+
+
 @pytest.fixture(scope="session")
 def example_cpu_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """example_project built by ``pip wheel`` with ``HATCH_NEURON_TARGETS=cpu`` (no build isolation)."""
@@ -154,3 +191,36 @@ def example_cpu_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def example_cpu_install(example_cpu_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return install(example_cpu_wheel, tmp_path_factory.mktemp("example-cpu-site"))
+
+
+def make_venv(path: Path) -> Path:
+    """A bare virtual environment (no pip) for installs that need site-packages of their own (an editable
+    install's ``.pth`` files run only there); it sees the test environment's packages after its own. Returns
+    its python."""
+    run([sys.executable, "-m", "venv", "--without-pip", path])
+    [site_packages] = path.glob("lib/python*/site-packages")
+    test_site = sysconfig.get_paths()["purelib"]
+    (site_packages / "_test_environment.pth").write_text(f"import site; site.addsitedir({test_site!r})\n")
+    return path / "bin" / "python"
+
+
+# -- the frontend x backend x mode table that tests/test_frontends.py fills and the summary prints ---------
+
+MATRIX = pytest.StashKey[list]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[MATRIX] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    rows = config.stash.get(MATRIX, [])
+    if not rows:
+        return
+    terminalreporter.section("frontend x backend x mode (build time: the frontend command only)")
+    terminalreporter.write_line(f"{'frontend':<40} {'backend':<11} {'mode':<14} {'result':<6} {'build s':>8}")
+    for row in rows:
+        seconds = f"{row['seconds']:.1f}" if row["seconds"] is not None else "-"
+        terminalreporter.write_line(
+            f"{row['frontend']:<40} {row['backend']:<11} {row['mode']:<14} {row['result']:<6} {seconds:>8}"
+        )

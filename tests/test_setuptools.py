@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import platform
-import shutil
 import sys
 import tarfile
 import textwrap
@@ -17,10 +16,12 @@ from pathlib import Path
 
 import pytest
 from conftest import (
-    EXAMPLE,
-    ROOT,
+    SETUPTOOLS,
+    TWIN,
+    TWIN_PACKAGE,
     assert_wheel_hygiene,
     clean_env,
+    copy_twin,
     install,
     pip_wheel,
     run,
@@ -32,42 +33,13 @@ from conftest import (
 from hatch_neuron import __version__
 from hatch_neuron.package.pipeline import release_line, torch_version
 
-TWIN = ROOT / "tests" / "projects" / "setuptools_twin"
-PACKAGE = "twin_models"
+PACKAGE = TWIN_PACKAGE
 DIST_INFO = "setuptools_twin-1.0.0.dist-info"
 ARTIFACTS = ["conv.cpu.pt", "encoder.cpu.d1-8.pt", "encoder.cpu.d1-16.pt", "manifest.json"]
 PINS = [f"hatch-neuron>={__version__}", release_line("torch", torch_version())]
 SOURCES = [f"{PACKAGE}/__init__.py", f"{PACKAGE}/nets.py"]
 GENERATED = [f"{PACKAGE}/compiled.py"] + [f"{PACKAGE}/_hatch_neuron/{name}" for name in ARTIFACTS]
 CPU = clean_env(HATCH_NEURON_TARGETS="cpu")
-
-HATCHLING = """\
-[build-system]
-requires = ["hatchling", "hatch-neuron"]
-build-backend = "hatchling.build"
-"""
-SETUPTOOLS = """\
-[build-system]
-requires = ["setuptools", "hatch-neuron"]
-build-backend = "setuptools.build_meta"
-"""
-
-
-def copy_twin(dest: Path, *, neuron: bool = True, backend: str = "setuptools") -> Path:
-    """A copy of the twin (builds write build/ and *.egg-info into the project): without ``[tool.neuron]``
-    when ``neuron`` is false; with Hatchling and its hook instead of setuptools when ``backend`` says so."""
-    shutil.copytree(TWIN, dest, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    shutil.copyfile(EXAMPLE / "example_models" / "nets.py", dest / PACKAGE / "nets.py")  # the same models
-    text = (dest / "pyproject.toml").read_text()
-    if not neuron:
-        text = text[: text.index("\n[tool.neuron]")] + "\n"
-    if backend == "hatchling":
-        assert SETUPTOOLS in text
-        text = text.replace(SETUPTOOLS, HATCHLING)
-        text += f'\n[tool.hatch.build.targets.wheel]\npackages = ["{PACKAGE}"]\n'
-        text += "\n[tool.hatch.build.hooks.neuron]\n"
-    (dest / "pyproject.toml").write_text(text)
-    return dest
 
 
 def wheel_files(wheel: Path) -> dict[str, bytes]:
@@ -361,7 +333,9 @@ def test_adapter_metadata_and_tag(tmp_path: Path, declared: str, platform_specif
     assert "demo_pkg/_hatch_neuron/manifest.json" in built["names"]
     assert not any(".data/" in name for name in built["names"])  # at the root of the wheel, not in .data
     editable = pip["editable_built"]  # the same files and pins in the editable wheel
-    assert Parser().parsestr(editable["metadata"]).get_all("Requires-Dist") == message.get_all("Requires-Dist")
+    assert Parser().parsestr(editable["metadata"]).get_all("Requires-Dist") == message.get_all(
+        "Requires-Dist"
+    )
     assert {"demo_pkg/compiled.py", "demo_pkg/_hatch_neuron/manifest.json"} <= set(editable["names"])
     if platform_specific:
         impl = f"cp{sys.version_info.major}{sys.version_info.minor}"
@@ -473,20 +447,3 @@ def test_inductor_wheel_is_platform_tagged(tmp_path: Path) -> None:
     )
     _, diff, target = result.stdout.split()
     assert target == "inductor" and float(diff) < 1e-5
-
-
-@pytest.mark.slow  # torch goes into the build environment
-def test_isolated_build_finds_the_entry_point(tmp_path: Path) -> None:
-    """pip's isolated build environment gets setuptools and a wheel of this checkout of hatch-neuron: the
-    entry point comes from that wheel's metadata, not from the test environment."""
-    links = tmp_path / "links"
-    run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", links, ROOT])
-    with zipfile.ZipFile(single_wheel(links)) as archive:
-        (entry_points,) = [n for n in archive.namelist() if n.endswith(".dist-info/entry_points.txt")]
-        assert "[setuptools.finalize_distribution_options]" in archive.read(entry_points).decode()
-    project = copy_twin(tmp_path / "proj")
-    result = pip_wheel(project, tmp_path / "dist", env=CPU, isolated=True, find_links=links)
-    assert "hatch-neuron: encoder [cpu dim1=16]: compiled in" in result.stdout + result.stderr
-    files = wheel_files(single_wheel(tmp_path / "dist"))
-    assert sorted(package_files(files)) == sorted(SOURCES + GENERATED)
-    assert metadata(files)[0] == ["torch", *PINS]
