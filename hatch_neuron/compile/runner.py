@@ -65,6 +65,19 @@ def model_request(plan: BuildPlan, model: ModelPlan) -> dict[str, Any]:
     }
 
 
+#: The folder this hatch_neuron is imported from: the worker must run the same one.
+HATCH_NEURON_HOME = Path(__file__).resolve().parents[2]
+
+#: Starts the worker module with :data:`HATCH_NEURON_HOME` on ``sys.path``. Added after start-up, not
+#: through ``PYTHONPATH``: pip's isolated build environments set up ``sys.path`` in a ``sitecustomize`` that
+#: refuses to run when its folders are on the path already, and the child inherits that set-up.
+BOOTSTRAP = (
+    "import runpy, sys; home = sys.argv.pop(1); "
+    "sys.path.insert(0, home) if home not in sys.path else None; "
+    "runpy.run_module('hatch_neuron.compile.worker', run_name='__main__', alter_sys=True)"
+)
+
+
 @dataclass
 class WorkerTask:
     """One worker process to run: ``mode`` prepare (checks, then every job) or compile (``jobs``)."""
@@ -108,20 +121,13 @@ class Worker:
             "jobs": [job_request(task.model, job, out_dir, tmp / "work") for job in task.jobs],
         }
         (tmp / "request.json").write_text(json.dumps(request))
-        command = [sys.executable, "-m", "hatch_neuron.compile.worker", str(tmp / "request.json")]
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(
-                [str(Path(__file__).resolve().parents[2]), *filter(None, [os.environ.get("PYTHONPATH")])]
-            ),
-        }
+        command = [sys.executable, "-c", BOOTSTRAP, str(HATCH_NEURON_HOME), str(tmp / "request.json")]
         self.started = time.monotonic()
         self.deadline = self.started + settings.timeout
         with self.log_file.open("w") as log:
             self.process = subprocess.Popen(
                 [*command, str(self.result_file)],
                 cwd=tmp,
-                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
