@@ -214,10 +214,8 @@ def test_pip_wheel_from_sdist(backend: str, env: dict[str, str], row: Callable, 
     """pip builds a wheel from an sdist file (as it does for a project on PyPI without wheels)."""
     entry = row("pip wheel <sdist>", backend, "sdist -> wheel")
     project, package = copy_project(backend, tmp_path / "proj")
-    run(
-        [BIN / "python", "-m", "build", "--sdist", "--no-isolation", "-o", tmp_path / "sdist", project],
-        env=env,
-    )
+    template = "python -m build --sdist --no-isolation -o {out} {project}"
+    run(command(template, out=tmp_path, project=project), env=env)
     [sdist] = tmp_path.glob("*.tar.gz")
     assert_sdist_has_sources_only(sdist, package)
     with timed(entry):

@@ -12,11 +12,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Container
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -102,15 +104,23 @@ def _tail(text: str, lines: int = 25) -> str:
 
 
 class Worker:
-    """A running worker process for one task."""
+    """A running worker process for one task.
+
+    It writes its artifacts into a folder of its own; :meth:`result` moves them into ``out_dir``. So a
+    worker stopped half-way, or a second worker that compiled the same job, never touches a file that
+    another worker's result describes.
+    """
 
     def __init__(self, task: WorkerTask, out_dir: Path, request_extra: dict[str, Any]) -> None:
         self.task = task
+        self.out_dir = out_dir
         settings = task.plan.settings
         self._tmp = tempfile.TemporaryDirectory(prefix=f"hatch-neuron-{task.model.name}-")
         tmp = Path(self._tmp.name)
         self.result_file = tmp / "result.json"
         self.log_file = tmp / "output.log"
+        self._own_out = tmp / "out"
+        self._own_out.mkdir()
         request = {
             **model_request(task.plan, task.model),
             **request_extra,
@@ -118,7 +128,7 @@ class Worker:
             "check": task.check,
             "tmp": str(tmp),
             "sys_path": [str(p) for p in task.plan.import_paths],
-            "jobs": [job_request(task.model, job, out_dir, tmp / "work") for job in task.jobs],
+            "jobs": [job_request(task.model, job, self._own_out, tmp / "work") for job in task.jobs],
         }
         (tmp / "request.json").write_text(json.dumps(request))
         command = [sys.executable, "-c", BOOTSTRAP, str(HATCH_NEURON_HOME), str(tmp / "request.json")]
@@ -141,8 +151,10 @@ class Worker:
         self._end_group()
         self._tmp.cleanup()
 
-    def result(self) -> dict[str, Any]:
-        """The worker's result record; :class:`CompileError` when it failed, died or timed out."""
+    def result(self, known: Container[str] = ()) -> dict[str, Any]:
+        """The worker's result record, its artifacts moved into ``out_dir``; :class:`CompileError` when it
+        failed, died or timed out. Artifacts whose stem is in ``known`` (another worker delivered them)
+        are left out of the record and not moved."""
         timed_out = self.process.poll() is None
         self._end_group()
         output = self.log_file.read_text(errors="replace")
@@ -161,13 +173,22 @@ class Worker:
                     f"Last output:\n{_tail(output)}"
                 )
             result = json.loads(self.result_file.read_text())
+            if not result["ok"]:
+                detail = f"\n{result['traceback']}" if "traceback" in result else ""
+                raise CompileError(f"model {name!r}: {result['error']}{detail}")
+            self._deliver(result, known)
         finally:
             self._tmp.cleanup()
-        if not result["ok"]:
-            detail = f"\n{result['traceback']}" if "traceback" in result else ""
-            raise CompileError(f"model {name!r}: {result['error']}{detail}")
         result["seconds"] = time.monotonic() - self.started
         return result
+
+    def _deliver(self, result: dict[str, Any], known: Container[str]) -> None:
+        artifacts = result.get("artifacts", {})
+        for stem in [s for s in artifacts if s in known]:
+            del artifacts[stem]
+        for entry in artifacts.values():
+            for name in [entry["file"], *(c["file"] for c in entry.get("companions", {}).values())]:
+                shutil.move(self._own_out / name, self.out_dir / name)
 
     def _end_group(self) -> None:
         """End whatever the worker left running in its session (also after a normal exit)."""

@@ -299,9 +299,9 @@ class Scheduler:
         results: dict[str, dict[str, Any]],
         running: list[Worker],
     ) -> None:
-        result = worker.result()
         build = builds[worker.task.model.name]
         before = set(build.artifacts)
+        result = worker.result(known=before)
         build.add(result)
         for event in result.get("events", []):
             self.log(f"warning: {event}")
