@@ -271,3 +271,30 @@ def test_editable_edit_and_reinstall(backend: str, row: Callable, tmp_path: Path
     assert "1 artifact(s) compiled" in log.stdout + log.stderr  # conv; the others come from the cache
     check_models(package, python=python)
     entry["result"] = "pass"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_hatch_dev_environment(backend: str, env: dict[str, str], row: Callable, tmp_path: Path) -> None:
+    """hatch's default environment installs the project in development mode (an editable install made by
+    uv); ``hatch run`` runs in it."""
+    entry = row("hatch run (dev-mode environment)", backend, "editable")
+    project, package = copy_project(backend, tmp_path / "proj")
+    if backend == "setuptools":
+        # hatch takes a setuptools project's static [project] dependencies at their word and installs the
+        # project itself without dependencies, so it never sees the pins the adapter adds to the wheel:
+        # such a project lists the runtime loader itself (the README says so)
+        pyproject = project / "pyproject.toml"
+        text = pyproject.read_text()
+        assert 'dependencies = ["torch"]' in text
+        pyproject.write_text(
+            text.replace('dependencies = ["torch"]', 'dependencies = ["torch", "hatch-neuron"]')
+        )
+    script = tmp_path / "check.py"  # a file: hatch would read the braces of -c code as its own fields
+    script.write_text(textwrap.dedent(CHECK.format(package=package)))
+    with timed(entry):
+        run(command("hatch --no-interactive env create"), env=env, cwd=project)
+    out = run(command("hatch --no-interactive run python {script}", script=script), env=env, cwd=project)
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["diffs"] and all(diff < 1e-4 for diff in report["diffs"].values()), report
+    assert f"_hatch_neuron_editable_{package}" in report["compiled"]
+    entry["result"] = "pass"

@@ -9,15 +9,19 @@ installed (a runtime environment too). It reads the ``pyproject.toml`` setuptool
 the current folder) and, without ``[tool.neuron]``, returns having changed nothing (and imported nothing
 that imports torch). With it, the command class setuptools picks for ``bdist_wheel`` (its own, or a
 project's from ``setup.py`` or ``[tool.setuptools.cmdclass]``) gets :class:`NeuronWheel` mixed in, and
-the one for ``editable_wheel`` a warning that editable installs do not compile. The mixing happens where
+the one for ``editable_wheel`` :class:`NeuronEditableWheel`. The mixing happens where
 setuptools looks the class up (``Distribution.get_command_class``), not in ``Distribution.cmdclass``:
 the hook runs before setuptools applies ``pyproject.toml``, which replaces the whole ``cmdclass`` table
 when it has one.
 
-**Why ``bdist_wheel``.** It is the one command that runs only when a wheel is built: ``sdist`` (sources
-only, like Hatchling's sdists), ``egg_info`` and ``dist_info`` (PEP 517 metadata preparation) and editable
-installs (``editable_wheel``) never compile. ``build_py`` would also run for ``setup.py build`` and
-editable installs.
+**torch.** Under ``setuptools.build_meta``'s requirement report for a wheel, the hook asks for torch
+(:func:`_request_torch`, :mod:`.build_requires`).
+
+**Why ``bdist_wheel`` and ``editable_wheel``.** They are the commands that run only when a wheel is
+built: ``sdist`` (sources only, like Hatchling's sdists), ``egg_info`` and ``dist_info`` (PEP 517
+metadata preparation) never compile. ``build_py`` would also run for ``setup.py build``. An editable
+wheel gets the files in the editable layout (``hatch_neuron.runtime.editable``), written into the folder
+setuptools makes the wheel from.
 
 **What** :meth:`NeuronWheel.run` **does** before handing over to setuptools' own ``run``:
 
@@ -42,6 +46,9 @@ editable installs.
 5. for a platform-specific build (``inductor``), sets ``root_is_pure = False`` and makes the
    distribution report extension modules (as setuptools-rust does), so that the package goes to the root
    of the wheel (platlib) and the wheel is tagged ``cpXY-cpXY-<platform>``, not ``py3-none-any``.
+
+:class:`NeuronEditableWheel` does 1, 3 and 4 the same way (``_NeuronCommand``), and instead of 2 writes
+the files into the folder setuptools zips into the editable wheel.
 """
 
 from __future__ import annotations
