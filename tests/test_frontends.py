@@ -99,6 +99,11 @@ def check_models(package: str, *, site: Path | None = None, python: Path | None 
     return report
 
 
+def check_wheel(dist: Path, package: str, site: Path) -> None:
+    """Install the one wheel in ``dist`` into ``site`` (no dependencies) and :func:`check_models` it."""
+    check_models(package, site=install(single_wheel(dist), site))
+
+
 def assert_sdist_has_sources_only(sdist: Path, package: str) -> None:
     with tarfile.open(sdist) as archive:
         names = archive.getnames()
@@ -178,8 +183,7 @@ def test_wheel(frontend: str, backend: str, env: dict[str, str], row: Callable, 
     project, package = copy_project(backend, tmp_path / "proj")
     with timed(entry):
         run(command(WHEEL_FRONTENDS[frontend], project=project, out=tmp_path / "dist"), env=env, cwd=project)
-    site = install(single_wheel(tmp_path / "dist"), tmp_path / "site")
-    check_models(package, site=site)
+    check_wheel(tmp_path / "dist", package, tmp_path / "site")
     entry["result"] = "pass"
 
 
@@ -204,8 +208,7 @@ def test_sdist_then_wheel(
     assert "wheel from sdist" in output or "wheel from source distribution" in output
     [sdist] = (tmp_path / "dist").glob("*.tar.gz")
     assert_sdist_has_sources_only(sdist, package)
-    site = install(single_wheel(tmp_path / "dist"), tmp_path / "site")
-    check_models(package, site=site)
+    check_wheel(tmp_path / "dist", package, tmp_path / "site")
     entry["result"] = "pass"
 
 
@@ -223,8 +226,7 @@ def test_pip_wheel_from_sdist(backend: str, env: dict[str, str], row: Callable, 
             command("python -m pip wheel --no-deps -w {out} {sdist}", out=tmp_path / "dist", sdist=sdist),
             env=env,
         )
-    site = install(single_wheel(tmp_path / "dist"), tmp_path / "site")
-    check_models(package, site=site)
+    check_wheel(tmp_path / "dist", package, tmp_path / "site")
     entry["result"] = "pass"
 
 
