@@ -280,3 +280,16 @@ def test_cache_commands(warm: tuple[Path, Path]) -> None:
     assert "artifacts: 0," in run([*cli, "info"]).stdout
     bad = run([*cli, "prune", "--max-size", "lots"], check=False)
     assert bad.returncode == 2 and "is not a size" in bad.stderr
+
+
+def test_computation_digest_ignores_earlier_traces_in_the_process() -> None:
+    """TorchScript mangles the type name of a module traced again (``___torch_mangle_<n>``): the key must
+    not depend on what the worker traced before (a second worker would otherwise compile the job again)."""
+    import torch
+
+    from hatch_neuron.cache.keys import computation_digest
+
+    model = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU())
+    first = computation_digest(model, (torch.rand(4, 8),))
+    assert "___torch_mangle_" in str(torch.jit.trace(model, (torch.rand(1, 8),)).inlined_graph)
+    assert computation_digest(model, (torch.rand(4, 8),)) == first

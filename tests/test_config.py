@@ -81,7 +81,8 @@ ERROR_CASES = [
         "tool.neuron.compiler_args",
         [
             "unknown key; allowed: cache, cache-dir, check, compiler-args, inductor-device, jobs, load, "
-            "models, module, neuron-target, package, placement, replicas, targets, timeout"
+            "models, module, neuron-target, package, placement, remote-cache, remote-cache-endpoint-url, "
+            "remote-cache-mode, remote-cache-timeout, replicas, targets, timeout"
         ],
         "did you mean 'compiler-args'?",
         id="unknown-top-compiler_args",
@@ -889,3 +890,27 @@ def test_nan_rejected(table: dict[str, Any], environ: dict[str, str], path: str)
 )
 def test_env_override_errors_name_variable(environ: dict[str, str], variable: str) -> None:
     assert variable in str(error(minimal(), environ))
+
+
+def test_remote_cache_settings_and_overrides() -> None:
+    settings = settings_from_table(
+        minimal(**{"remote-cache": "s3://b/p", "remote-cache-mode": "read-only"}), {}
+    )
+    assert (settings.remote_cache, settings.remote_cache_mode, settings.remote_cache_timeout) == (
+        "s3://b/p",
+        "read-only",
+        10.0,
+    )
+    env = {"HATCH_NEURON_REMOTE_CACHE": "s3://other/x", "HATCH_NEURON_REMOTE_CACHE_MODE": "off"}
+    overridden = settings_from_table(minimal(**{"remote-cache": "s3://b/p"}), env)
+    assert (overridden.remote_cache, overridden.remote_cache_mode) == ("s3://other/x", "off")
+    assert (
+        settings_from_table(
+            minimal(**{"remote-cache": "s3://b/p"}), {"HATCH_NEURON_REMOTE_CACHE": ""}
+        ).remote_cache
+        is None
+    )
+    assert "tool.neuron.remote-cache" in str(error(minimal(**{"remote-cache": "bucket/prefix"})))
+    assert "tool.neuron.remote-cache-timeout" in str(error(minimal(**{"remote-cache-timeout": 0})))
+    assert "HATCH_NEURON_REMOTE_CACHE_MODE" in str(error(minimal(), {"HATCH_NEURON_REMOTE_CACHE_MODE": "rw"}))
+    assert "HATCH_NEURON_REMOTE_CACHE" in str(error(minimal(), {"HATCH_NEURON_REMOTE_CACHE": "not-a-url"}))

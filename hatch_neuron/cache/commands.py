@@ -1,4 +1,5 @@
-"""``hatch-neuron cache info|list|prune|clear``: look at and trim the local compile cache."""
+"""``hatch-neuron cache info|list|prune|clear [--remote [URL]]``: look at and trim the local compile cache,
+or the remote one."""
 
 from __future__ import annotations
 
@@ -47,6 +48,16 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     cache.add_argument(
         "--dir", type=Path, help="the cache folder (default: HATCH_NEURON_CACHE_DIR or the user one)"
     )
+    cache.add_argument(
+        "--remote",
+        nargs="?",
+        const="",
+        metavar="URL",
+        help="work on the remote cache at URL (default: HATCH_NEURON_REMOTE_CACHE) instead of the local one",
+    )
+    cache.add_argument(
+        "--endpoint-url", help="with --remote: the S3-compatible endpoint (or AWS_ENDPOINT_URL)"
+    )
     actions = cache.add_subparsers(dest="action", required=True)
     actions.add_parser("info", help="where the cache is, how many entries and how big")
     actions.add_parser("list", help="one line per entry: key, kind, size, last use, what it holds")
@@ -57,6 +68,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.remote is not None:
+        return run_remote(args)
     cache = LocalCache(args.dir or default_cache_dir())
     if args.action == "info":
         entries = list(cache.entries())
@@ -79,4 +92,38 @@ def run(args: argparse.Namespace) -> int:
     else:
         cache.clear()
         print(f"cleared {cache.root}")
+    return 0
+
+
+def run_remote(args: argparse.Namespace) -> int:
+    from .remote import RemoteCache, RemoteSettings, RemoteUnavailable
+
+    url = args.remote or os.environ.get("HATCH_NEURON_REMOTE_CACHE", "").strip()
+    if not url:
+        print("hatch-neuron cache --remote: give a URL (s3://bucket/prefix) or set HATCH_NEURON_REMOTE_CACHE")
+        return 2
+    try:
+        remote = RemoteCache(RemoteSettings(url, endpoint_url=args.endpoint_url))
+        if args.action == "info":
+            entries = list(remote.entries())
+            print(f"remote cache: {url}")
+            print(f"artifacts: {len(entries)}, {format_size(sum(e.size for e in entries))}")
+        elif args.action == "list":
+            for entry in sorted(remote.entries(), key=lambda e: e.stored, reverse=True):
+                stored = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.stored))
+                print(
+                    f"{entry.key[:16]}  {format_size(entry.size):>10}  {stored}  {entry.description}"
+                    f"  [{entry.builder}]"
+                )
+        elif args.action == "prune":
+            if args.older_than is None or args.max_size is not None:
+                print("hatch-neuron cache --remote prune: give --older-than DAYS (--max-size is local only)")
+                return 2
+            removed = remote.prune(args.older_than)
+            print(f"removed {len(removed)} entries, {format_size(sum(e.size for e in removed))}")
+        else:
+            print(f"removed {remote.clear()} entries from {url}")
+    except RemoteUnavailable as exc:
+        print(f"hatch-neuron cache --remote: {exc}")
+        return 1
     return 0

@@ -29,6 +29,9 @@ from typing import Any
 #: Bump when the meaning of a key changes, so old entries are not used.
 KEY_VERSION = 1
 _SOURCE_COMMENT = re.compile(r"\s*#.*$", re.MULTILINE)
+#: TorchScript names a module type again traced in the same process ``___torch_mangle_<n>``, n counting the
+#: traces before it: the same computation traced by two workers would otherwise get two keys.
+_MANGLE = re.compile(r"___torch_mangle_\d+\.")
 
 
 def digest_json(value: Any) -> str:
@@ -51,7 +54,7 @@ def computation_digest(module: Any, example_inputs: tuple[Any, ...]) -> str:
     with torch.no_grad():
         traced = torch.jit.trace(module, example_inputs, check_trace=False)
     graph = traced.inlined_graph
-    digest.update(_SOURCE_COMMENT.sub("", str(graph)).encode())
+    digest.update(_MANGLE.sub("", _SOURCE_COMMENT.sub("", str(graph))).encode())
     for index, node in enumerate(graph.findAllNodes("prim::Constant")):
         if node.output().type().kind() == "TensorType":
             _update_tensor(digest, f"constant{index}", node.t("value"))
@@ -60,23 +63,27 @@ def computation_digest(module: Any, example_inputs: tuple[Any, ...]) -> str:
     return digest.hexdigest()
 
 
-def artifact_key(
+def key_inputs(
     computation: str,
     input_specs: list[dict[str, Any]],
     target: str,
     options: dict[str, Any],
     versions: dict[str, str | None],
-) -> str:
-    return digest_json(
-        {
-            "key_version": KEY_VERSION,
-            "computation": computation,
-            "inputs": input_specs,
-            "target": target,
-            "options": options,
-            "versions": versions,
-        }
-    )
+) -> dict[str, Any]:
+    """Everything an artifact key is made of (recorded with remote entries, to say what made them)."""
+    return {
+        "key_version": KEY_VERSION,
+        "computation": computation,
+        "inputs": input_specs,
+        "target": target,
+        "options": options,
+        "versions": versions,
+    }
+
+
+def artifact_key(inputs: dict[str, Any]) -> str:
+    """The content address of an artifact: the digest of its :func:`key_inputs`."""
+    return digest_json(inputs)
 
 
 def installed_distributions() -> str:

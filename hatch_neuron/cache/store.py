@@ -80,7 +80,7 @@ class LocalCache:
 
     # -- artifacts --------------------------------------------------------------------------------------
 
-    def _entry_dir(self, key: str) -> Path:
+    def entry_dir(self, key: str) -> Path:
         return self.base / "artifacts" / key[:2] / key
 
     def lock(self, key: str) -> FileLock:
@@ -93,7 +93,7 @@ class LocalCache:
         """Copy entry ``key``'s files to ``dest`` (file name in the entry -> destination) and return its
         metadata, or None when there is no entry. Raises :class:`CorruptEntry` (after removing the entry)
         when a file is missing or does not match its sha256."""
-        folder = self._entry_dir(key)
+        folder = self.entry_dir(key)
         try:
             meta = json.loads((folder / ENTRY).read_text())
         except FileNotFoundError:
@@ -115,7 +115,7 @@ class LocalCache:
 
     def store(self, key: str, files: dict[str, Path], meta: dict[str, Any]) -> None:
         """Store ``files`` (name in the entry -> file) under ``key`` with ``meta``; complete or not at all."""
-        folder = self._entry_dir(key)
+        folder = self.entry_dir(key)
         if (folder / ENTRY).exists():
             return
         tmp = self._tmp_dir()
@@ -185,7 +185,7 @@ class LocalCache:
 
     def remove(self, entry: EntryInfo) -> None:
         if entry.kind == "artifact":
-            self._discard(self._entry_dir(entry.key))
+            self._discard(self.entry_dir(entry.key))
         else:
             self._direct_file(entry.key).unlink(missing_ok=True)
 

@@ -29,7 +29,9 @@ from .. import __version__
 from ..cache import CorruptEntry, LocalCache
 from ..cache.commands import default_cache_dir, format_size
 from ..cache.keys import direct_key, installed_distributions
+from ..cache.remote import RemoteSettings
 from ..cache.store import sha256_file
+from ..config import NeuronSettings
 from ..plan import BuildPlan, ModelPlan
 from . import get_target
 from .output_dims import OutputDimsError, output_dims
@@ -46,6 +48,21 @@ def cache_for(plan: BuildPlan, root: Path) -> LocalCache | None:
         return None
     folder = Path(settings.cache_dir) if settings.cache_dir else default_cache_dir()
     return LocalCache(folder if folder.is_absolute() else root / folder)
+
+
+def remote_settings(settings: NeuronSettings) -> dict[str, Any] | None:
+    """The remote cache's settings for the workers, or None when it is not used (also with the cache off:
+    off compiles everything)."""
+    if not settings.remote_cache or settings.remote_cache_mode == "off" or settings.cache == "off":
+        return None
+    return asdict(
+        RemoteSettings(
+            settings.remote_cache,
+            settings.remote_cache_mode,
+            settings.remote_cache_endpoint_url,
+            settings.remote_cache_timeout,
+        )
+    )
 
 
 def _versions() -> dict[str, str]:
@@ -123,8 +140,9 @@ class Scheduler:
             "threads": max(1, usable_cpus() // self.jobs),
             "versions": _versions(),
             "track_reads": settings.cache == "on",
+            "remote": remote_settings(settings),
         }
-        self.counts = {"compiled": 0, "cached": 0}
+        self.counts = {"compiled": 0, "cached": 0, "remote": 0}
 
     # -- direct cache ------------------------------------------------------------------------------------
 
@@ -202,9 +220,9 @@ class Scheduler:
             artifact = build.artifacts[stem]
             target = next(job.target for job in build.model.jobs if job.stem == stem)
             cached = artifact.get("cached", False)
-            self.counts["cached" if cached else "compiled"] += 1
+            how = {False: "compiled", True: "cached", "remote": "downloaded"}[cached]
+            self.counts[{False: "compiled", True: "cached", "remote": "remote"}[cached]] += 1
             check = "verified against eager" if artifact["verified"] else "not verified (no device here)"
-            how = "cached" if cached else "compiled"
             self.log(
                 f"{_label(build.model.name, artifact, target)}: {how} in {artifact['seconds']:.1f} s, "
                 f"{format_size(artifact['size'])}, {check}"
@@ -258,7 +276,9 @@ class Scheduler:
             cache_dir = self.cache.root if self.cache is not None else Path(private)
             self._run_workers(queue, builds, results, cache_dir)
         self.log(
-            f"{self.counts['compiled']} artifact(s) compiled, {self.counts['cached']} from the cache, in "
+            f"{self.counts['compiled']} artifact(s) compiled, {self.counts['cached']} from the cache, "
+            + (f"{self.counts['remote']} from the remote cache, " if self.request_extra["remote"] else "")
+            + "in "
             f"{time.perf_counter() - start:.1f} s (jobs = {self.jobs}"
             + (f", cache {self.cache.root}" if self.cache else ", cache off")
             + ")"

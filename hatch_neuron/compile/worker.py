@@ -25,7 +25,8 @@ import torch
 
 from ..cache import CorruptEntry, LocalCache
 from ..cache.deps import ReadTracker
-from ..cache.keys import artifact_key, computation_digest
+from ..cache.keys import artifact_key, computation_digest, key_inputs
+from ..cache.remote import RemoteLayer, RemoteSettings
 from ..cache.store import sha256_file
 from ..runtime.pytree import flatten
 from ..runtime.targets import load_artifact
@@ -211,10 +212,13 @@ def compile_job(session: ModelSession, job: dict[str, Any], options: TargetOptio
     return {**entry, "seconds": round(time.perf_counter() - start, 3), "warnings": found}
 
 
-def job_key(session: ModelSession, job: dict[str, Any], options: TargetOptions, versions: dict) -> str:
+def job_key_inputs(
+    session: ModelSession, job: dict[str, Any], options: TargetOptions, versions: dict
+) -> dict[str, Any]:
+    """What the job's artifact key is made of (:func:`artifact_key` of it is the key)."""
     example, _, _, _ = session.bucket(job)
     target = get_target(job["target"])
-    return artifact_key(
+    return key_inputs(
         computation_digest(session.wrapper, example),
         job["inputs"],
         job["target"],
@@ -274,15 +278,18 @@ def session_label(job: dict[str, Any]) -> str:
 def compile_or_reuse(
     session: ModelSession,
     job: dict[str, Any],
-    key: str,
-    cache: LocalCache,
+    inputs: dict[str, Any],
+    caches: tuple[LocalCache, RemoteLayer],
     options: TargetOptions,
     events: list[str],
     *,
     wait: bool,
 ) -> dict[str, Any] | None:
-    """The job's artifact from the cache, or compiled and stored there, under the key's lock. Without
-    ``wait``, None when another worker holds the lock (it is compiling this job)."""
+    """The job's artifact from the local cache, else from the remote one, else compiled (and stored in
+    both), under the key's lock. Without ``wait``, None when another worker holds the lock (it is
+    compiling this job)."""
+    cache, remote = caches
+    key = artifact_key(inputs)
     lock = cache.lock(key)
     try:
         lock.acquire(timeout=-1 if wait else 0)
@@ -290,9 +297,14 @@ def compile_or_reuse(
         return None
     try:
         entry = fetch_job(session, job, key, cache, events)
+        if entry is None and remote.fetch(key, cache):
+            entry = fetch_job(session, job, key, cache, events)
+            if entry is not None:
+                entry["cached"] = "remote"
         if entry is None:
-            entry = compile_job(session, job, options)
+            entry = compile_job(session, job, options)  # verified against eager before it is stored
             store_job(cache, key, job, entry)
+            remote.publish(key, cache, inputs)
     finally:
         lock.release()
     return entry
@@ -326,20 +338,21 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
             )
         result["findings"] = findings
     if jobs:
-        cache = LocalCache(Path(request["cache_dir"]))
-        for job in jobs:
-            keys[job["stem"]] = job_key(session, job, options, request["versions"])
+        remote_settings = RemoteSettings(**request["remote"]) if request.get("remote") else None
+        caches = (LocalCache(Path(request["cache_dir"])), RemoteLayer(remote_settings, events.append))
+        inputs = {job["stem"]: job_key_inputs(session, job, options, request["versions"]) for job in jobs}
+        keys.update({stem: artifact_key(each) for stem, each in inputs.items()})
         waiting = request["mode"] == "compile"
         deferred = []
         for job in jobs:
-            entry = compile_or_reuse(session, job, keys[job["stem"]], cache, options, events, wait=waiting)
+            entry = compile_or_reuse(session, job, inputs[job["stem"]], caches, options, events, wait=waiting)
             if entry is None:
                 deferred.append(job)
             else:
                 artifacts[job["stem"]] = entry
         for job in deferred:
             artifacts[job["stem"]] = compile_or_reuse(
-                session, job, keys[job["stem"]], cache, options, events, wait=True
+                session, job, inputs[job["stem"]], caches, options, events, wait=True
             )
         result["outputs"] = {"stem": jobs[0]["stem"], **session.outputs(jobs[0])}
     if tracker is not None:

@@ -300,6 +300,25 @@ class NeuronSettings:
     """Folder of the compile cache (relative to the project when relative). Default: the user cache
     folder (``~/.cache/hatch-neuron`` on Linux, via platformdirs). ``HATCH_NEURON_CACHE_DIR`` overrides."""
 
+    remote_cache: str | None = None
+    """A compile cache shared by many machines, layered under the local one: any fsspec URL, such as
+    ``s3://bucket/prefix`` (``pip install 'hatch-neuron[remote]'``). A local miss looks there before
+    compiling; what a build compiles (and verified) is uploaded. Credentials come from the standard AWS
+    environment and configuration, never from here. An unreachable or slow remote is reported and the
+    build compiles locally. ``HATCH_NEURON_REMOTE_CACHE`` overrides (an empty value turns it off)."""
+
+    remote_cache_mode: Literal["read-write", "read-only", "off"] = "read-write"
+    """``read-write`` downloads and uploads; ``read-only`` only downloads (for untrusted builders such as
+    pull-request CI); ``off`` ignores ``remote-cache``. ``HATCH_NEURON_REMOTE_CACHE_MODE`` overrides."""
+
+    remote_cache_endpoint_url: str | None = None
+    """The endpoint of an S3-compatible store (MinIO, Ceph, a local test server), e.g.
+    ``http://127.0.0.1:9000``. Default: AWS's, or ``AWS_ENDPOINT_URL`` when set."""
+
+    remote_cache_timeout: float = 10.0
+    """Seconds one remote operation (connect, or one read or write) may take before the remote cache is
+    given up for the rest of the build."""
+
     jobs: int | None = None
     """How many compile jobs (a model at one bucket for one target) run at once, each in its own worker
     process. Default: the number of CPUs this process may use. ``HATCH_NEURON_JOBS`` overrides."""
@@ -321,6 +340,15 @@ class NeuronSettings:
             raise ConfigError(f"{path}.replicas", f"must be >= 1, got {self.replicas}")
         if self.jobs is not None and self.jobs < 1:
             raise ConfigError(f"{path}.jobs", f"must be >= 1, got {self.jobs}")
+        if self.remote_cache_timeout <= 0:
+            raise ConfigError(
+                f"{path}.remote-cache-timeout", f"must be > 0 seconds, got {self.remote_cache_timeout}"
+            )
+        if self.remote_cache is not None and "://" not in self.remote_cache:
+            raise ConfigError(
+                f"{path}.remote-cache",
+                f"expected a URL such as s3://bucket/prefix, got {self.remote_cache!r}",
+            )
         if self.timeout <= 0:
             raise ConfigError(f"{path}.timeout", f"must be > 0 seconds, got {self.timeout}")
         lowered: dict[str, str] = {}

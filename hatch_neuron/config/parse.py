@@ -172,6 +172,20 @@ def _env_overrides(settings: NeuronSettings, environ: Mapping[str, str]) -> Neur
         changes["cache"] = cache_env
     if environ.get("HATCH_NEURON_CACHE_DIR", "").strip():
         changes["cache_dir"] = environ["HATCH_NEURON_CACHE_DIR"].strip()
+    if "HATCH_NEURON_REMOTE_CACHE" in environ:
+        remote = environ["HATCH_NEURON_REMOTE_CACHE"].strip()
+        if remote and "://" not in remote:
+            raise ConfigError(
+                "HATCH_NEURON_REMOTE_CACHE", f"expected a URL such as s3://bucket/prefix, got {remote!r}"
+            )
+        changes["remote_cache"] = remote or None
+    mode_env = environ.get("HATCH_NEURON_REMOTE_CACHE_MODE", "").strip()
+    if mode_env:
+        if mode_env not in ("read-write", "read-only", "off"):
+            raise ConfigError(
+                "HATCH_NEURON_REMOTE_CACHE_MODE", f"expected read-write, read-only or off, got {mode_env!r}"
+            )
+        changes["remote_cache_mode"] = mode_env
     return dataclasses.replace(settings, **changes) if changes else settings
 
 
