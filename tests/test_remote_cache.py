@@ -203,3 +203,12 @@ def test_cache_command_on_the_remote(project: Path, endpoint: str, tmp_path: Pat
     assert len(listed) == 2 and all("lin" in line for line in listed)
     assert "removed 2 entries" in run([*base, "clear"], env=env).stdout
     assert "artifacts: 0" in run([*base, "info"], env=env).stdout
+
+
+def test_an_interrupted_upload_is_invisible(endpoint: str, tmp_path: Path) -> None:
+    """Files without their record (an upload killed before its last PUT) are no entry at all."""
+    cache, key = remote(endpoint), "cd" * 32
+    cache.fs.pipe_file(f"{cache._dir(key)}/{'0' * 32}/artifact", b"half of an upload")
+    assert cache.record(key) is None
+    assert cache.download(key, LocalCache(tmp_path / "reader")) is False
+    assert list(cache.entries()) == []

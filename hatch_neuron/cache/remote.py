@@ -35,8 +35,6 @@ from typing import Any
 
 from .store import ENTRY, LAYOUT, LocalCache
 
-MODES = ("read-write", "read-only", "off")
-
 
 class RemoteUnavailable(RuntimeError):
     """The remote cache cannot be used (unreachable, too slow, no permission, fsspec backend missing)."""
