@@ -16,6 +16,7 @@ numbers for the portable targets on the host CPU, not Neuron numbers.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import socket
 import tempfile
@@ -36,6 +37,8 @@ CREDENTIALS = {
 
 def start_server() -> tuple[Any, str]:
     from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -101,7 +104,10 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="hatch-neuron-bench-remote-") as tmp:
             for target in settings["targets"]:
                 results[target] = bench_target(Path(tmp), target, endpoint, settings["rounds"])
-                print(f"  {target}: {results[target]}")
+                print(
+                    f"  {target}: A {results[target]['a_s']:.1f} s, B {results[target]['b_s']:.1f} s, "
+                    f"C {results[target]['c_s']:.1f} s"
+                )
     finally:
         server.stop()
     print("\n== a machine with an empty local cache: with the remote cache vs compiling, seconds ==")

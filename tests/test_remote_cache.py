@@ -212,3 +212,44 @@ def test_an_interrupted_upload_is_invisible(endpoint: str, tmp_path: Path) -> No
     assert cache.record(key) is None
     assert cache.download(key, LocalCache(tmp_path / "reader")) is False
     assert list(cache.entries()) == []
+
+
+def test_a_remote_that_never_answers_does_not_hang_the_build(project: Path, tmp_path: Path) -> None:
+    """A server that accepts connections and then says nothing: each worker waits one timeout (2 s
+    here), reports it, and compiles locally."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])  # and never answer
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    silent = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    text = (project / "pyproject.toml").read_text()
+    text = "\n".join(line for line in text.splitlines() if "endpoint-url" not in line)
+    (project / "pyproject.toml").write_text(
+        text.replace("remote-cache-timeout = 5", "remote-cache-timeout = 2") + "\n"
+    )
+    try:
+        start = time.monotonic()
+        output = build(project, tmp_path / "a", tmp_path / "cache-a", AWS_ENDPOINT_URL=silent)
+        elapsed = time.monotonic() - start
+    finally:
+        stop.set()
+        thread.join()
+        for conn in accepted:
+            conn.close()
+        listener.close()
+    assert accepted, "the build never reached the silent server"
+    assert "not usable" in output and "Timeout" in output, output[-3000:]
+    assert summary(output) == "2 artifact(s) compiled, 0 from the cache, 0 from the remote cache"
+    assert elapsed < 60, elapsed
