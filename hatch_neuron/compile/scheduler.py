@@ -65,6 +65,14 @@ def remote_settings(settings: NeuronSettings) -> dict[str, Any] | None:
     )
 
 
+#: An artifact's ``cached`` field -> (its counter, the word the build log uses).
+_SOURCES: dict[bool | str, tuple[str, str]] = {
+    False: ("compiled", "compiled"),
+    True: ("cached", "cached"),
+    "remote": ("remote", "downloaded"),
+}
+
+
 def _versions() -> dict[str, str]:
     return {"hatch-neuron": __version__, "torch": importlib.metadata.version("torch")}
 
@@ -220,8 +228,8 @@ class Scheduler:
             artifact = build.artifacts[stem]
             target = next(job.target for job in build.model.jobs if job.stem == stem)
             cached = artifact.get("cached", False)
-            how = {False: "compiled", True: "cached", "remote": "downloaded"}[cached]
-            self.counts[{False: "compiled", True: "cached", "remote": "remote"}[cached]] += 1
+            count, how = _SOURCES[cached]
+            self.counts[count] += 1
             check = "verified against eager" if artifact["verified"] else "not verified (no device here)"
             self.log(
                 f"{_label(build.model.name, artifact, target)}: {how} in {artifact['seconds']:.1f} s, "

@@ -278,6 +278,7 @@ def session_label(job: dict[str, Any]) -> str:
 def compile_or_reuse(
     session: ModelSession,
     job: dict[str, Any],
+    key: str,
     inputs: dict[str, Any],
     caches: tuple[LocalCache, RemoteLayer],
     options: TargetOptions,
@@ -289,7 +290,6 @@ def compile_or_reuse(
     both), under the key's lock. Without ``wait``, None when another worker holds the lock (it is
     compiling this job)."""
     cache, remote = caches
-    key = artifact_key(inputs)
     lock = cache.lock(key)
     try:
         lock.acquire(timeout=-1 if wait else 0)
@@ -345,14 +345,17 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         waiting = request["mode"] == "compile"
         deferred = []
         for job in jobs:
-            entry = compile_or_reuse(session, job, inputs[job["stem"]], caches, options, events, wait=waiting)
+            stem = job["stem"]
+            entry = compile_or_reuse(
+                session, job, keys[stem], inputs[stem], caches, options, events, wait=waiting
+            )
             if entry is None:
                 deferred.append(job)
             else:
                 artifacts[job["stem"]] = entry
         for job in deferred:
             artifacts[job["stem"]] = compile_or_reuse(
-                session, job, inputs[job["stem"]], caches, options, events, wait=True
+                session, job, keys[job["stem"]], inputs[job["stem"]], caches, options, events, wait=True
             )
         result["outputs"] = {"stem": jobs[0]["stem"], **session.outputs(jobs[0])}
     if tracker is not None:

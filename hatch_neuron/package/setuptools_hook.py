@@ -19,9 +19,7 @@ when it has one.
 
 **Why ``bdist_wheel`` and ``editable_wheel``.** They are the commands that run only when a wheel is
 built: ``sdist`` (sources only, like Hatchling's sdists), ``egg_info`` and ``dist_info`` (PEP 517
-metadata preparation) never compile. ``build_py`` would also run for ``setup.py build``. An editable
-wheel gets the files in the editable layout (``hatch_neuron.runtime.editable``), written into the folder
-setuptools makes the wheel from.
+metadata preparation) never compile. ``build_py`` would also run for ``setup.py build``.
 
 **What** :meth:`NeuronWheel.run` **does** before handing over to setuptools' own ``run``:
 
@@ -48,7 +46,8 @@ setuptools makes the wheel from.
    of the wheel (platlib) and the wheel is tagged ``cpXY-cpXY-<platform>``, not ``py3-none-any``.
 
 :class:`NeuronEditableWheel` does 1, 3 and 4 the same way (``_NeuronCommand``), and instead of 2 writes
-the files into the folder setuptools zips into the editable wheel.
+the files, in the editable layout (``hatch_neuron.runtime.editable``), into the folder setuptools zips
+into the editable wheel.
 """
 
 from __future__ import annotations
@@ -177,7 +176,7 @@ class NeuronEditableWheel(_NeuronCommand):
     ``hatch_neuron.runtime.editable``) into the wheel next to what setuptools puts there."""
 
     def run(self) -> None:
-        self._neuron_files, staging = self._compile(editable=True)
+        self._neuron_result, staging = self._compile(editable=True)
         try:
             super().run()  # type: ignore[misc]
         finally:
@@ -187,7 +186,7 @@ class NeuronEditableWheel(_NeuronCommand):
         # setuptools writes everything under unpacked_wheel into the editable wheel (non-editable data,
         # headers and scripts go there too); no public hook reaches that folder
         outputs = super()._run_build_commands(dist_name, unpacked_wheel, *args)  # type: ignore[misc]
-        _copy_files(self._neuron_files.files, Path(unpacked_wheel))
+        _copy_files(self._neuron_result.files, Path(unpacked_wheel))
         return outputs
 
 
