@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 LAYOUT = "v1"
 ENTRY = "entry.json"
@@ -73,10 +73,37 @@ class EntryInfo:
     description: str
 
 
+def fault_message(root: Path, exc: BaseException) -> str:
+    """The one warning a build prints when its cache folder fails (unwritable, gone, not a folder, full)."""
+    return (
+        f"the compile cache {root} is not usable ({type(exc).__name__}: {exc}); this build goes on "
+        "without it. Point HATCH_NEURON_CACHE_DIR (or tool.neuron.cache-dir) at a writable folder, or set "
+        "HATCH_NEURON_CACHE=off"
+    )
+
+
 class LocalCache:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.base = self.root / LAYOUT
+        #: Why this cache stopped being used in this process (see :meth:`fault`), or None.
+        self.fault_reason: str | None = None
+
+    @property
+    def faulty(self) -> bool:
+        return self.fault_reason is not None
+
+    def fault(self, exc: BaseException) -> None:
+        """Stop using this cache for the rest of the process: an operation on its folder failed."""
+        self.fault_reason = self.fault_reason or fault_message(self.root, exc)
+
+    def probe(self) -> None:
+        """Raise OSError unless the cache's folders can be created and written (checked before a build)."""
+        for folder in ("locks", "tmp"):
+            (self.base / folder).mkdir(parents=True, exist_ok=True)
+        probe = self.base / "tmp" / f"probe-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        probe.write_bytes(b"")
+        probe.unlink()
 
     # -- artifacts --------------------------------------------------------------------------------------
 
@@ -101,6 +128,12 @@ class LocalCache:
         except (OSError, ValueError) as exc:
             self._discard(folder)
             raise CorruptEntry(f"cache entry {key[:16]}: unreadable {ENTRY} ({exc}); removed") from None
+        if not isinstance(meta, dict) or meta.get("key") != key or not isinstance(meta.get("files"), dict):
+            self._discard(folder)
+            raise CorruptEntry(
+                f"cache entry {key[:16]}: its {ENTRY} belongs to another key or is malformed (an entry moved "
+                "or edited by hand); removed, compiling again"
+            )
         for name, target in dest.items():
             expected = meta["files"].get(name, {}).get("sha256")
             if expected is None or not _copy_checked(folder / name, target, expected):
@@ -131,6 +164,10 @@ class LocalCache:
                 os.rename(tmp, folder)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def evict(self, key: str) -> None:
+        """Remove entry ``key`` (a fault found after it was read: it loads wrongly or differs from eager)."""
+        self._discard(self.entry_dir(key))
 
     def _tmp_dir(self) -> Path:
         tmp = self.base / "tmp" / f"{os.getpid()}-{uuid.uuid4().hex}"
@@ -163,6 +200,15 @@ class LocalCache:
         with self.lock(key):
             records = [r for r in self.direct_records(key) if r.get("files") != record.get("files")]
             records = [record, *records][:keep]
+            partial = path.with_name(f"{path.name}.partial-{uuid.uuid4().hex[:8]}")
+            partial.write_text(json.dumps(records, sort_keys=True))
+            os.replace(partial, path)
+
+    def drop_direct_record(self, key: str, record: dict[str, Any]) -> None:
+        """Remove ``record`` from the list for ``key`` (its artifacts are gone or differ)."""
+        path = self._direct_file(key)
+        with self.lock(key):
+            records = [r for r in self.direct_records(key) if r != record]
             partial = path.with_name(f"{path.name}.partial-{uuid.uuid4().hex[:8]}")
             partial.write_text(json.dumps(records, sort_keys=True))
             os.replace(partial, path)
@@ -207,7 +253,25 @@ class LocalCache:
         for entry in removed:
             self.remove(entry)
         self._clean_tmp(older_than=3600)
+        self._prune_locks()
         return removed
+
+    def _prune_locks(self) -> None:
+        """Remove the lock files of keys that have no entry, unless a build holds one now. (A build that
+        opened such a file just before it goes may then compile a key twice; stores stay atomic.)"""
+        kept = {e.key for e in self.entries()}
+        for path in (self.base / "locks").glob("*.lock"):
+            if path.stem in kept:
+                continue
+            lock = FileLock(str(path))
+            try:
+                lock.acquire(timeout=0)
+            except (Timeout, OSError):
+                continue
+            try:
+                path.unlink(missing_ok=True)
+            finally:
+                lock.release()
 
     def _clean_tmp(self, older_than: float) -> None:
         """Remove write folders older than ``older_than`` seconds (their builds are gone)."""

@@ -30,7 +30,7 @@ from ..cache import CorruptEntry, LocalCache
 from ..cache.commands import default_cache_dir, format_size
 from ..cache.keys import direct_key, installed_distributions
 from ..cache.remote import RemoteSettings
-from ..cache.store import sha256_file
+from ..cache.store import fault_message, sha256_file
 from ..config import NeuronSettings
 from ..plan import BuildPlan, ModelPlan
 from . import get_target
@@ -143,6 +143,11 @@ class Scheduler:
         self.plan, self.root, self.out_dir, self.log = plan, root, out_dir, log
         settings = plan.settings
         self.cache = cache_for(plan, root)
+        if self.cache is not None:
+            try:
+                self.cache.probe()
+            except OSError as exc:
+                self._cache_fault(exc)
         self.jobs = settings.jobs or usable_cpus()
         self.request_extra = {
             "threads": max(1, usable_cpus() // self.jobs),
@@ -192,21 +197,52 @@ class Scheduler:
                 unchanged = False
             if not unchanged:
                 continue
-            result = record["result"]
-            for stem, key in record["keys"].items():
-                entry = result["artifacts_by_stem"][stem]
-                dest = {"artifact": self.out_dir / entry["file"]}
-                dest |= {
-                    f"companion{s}": self.out_dir / c["file"] for s, c in entry.get("companions", {}).items()
-                }
-                try:
-                    if self.cache.fetch(key, dest) is None:
-                        return None
-                except CorruptEntry as exc:
-                    self.log(f"warning: {exc}")
-                    return None
-            return result
+            if self._fetch_recorded(record):
+                return record["result"]
+            if self.cache is None:  # the cache failed while reading
+                return None
+            # the record's artifacts are gone or are not the bytes it describes: it cannot be trusted
+            try:
+                self.cache.drop_direct_record(self._direct_key(model), record)
+            except OSError as exc:
+                self._cache_fault(exc)
+            return None
         return None
+
+    def _fetch_recorded(self, record: dict[str, Any]) -> bool:
+        """Copy a direct record's artifacts into the output folder; True when every one is there with the
+        sha256 and size the record's manifest entries say (the bytes that go into the wheel)."""
+        assert self.cache is not None
+        for stem, key in record["keys"].items():
+            entry = record["result"]["artifacts_by_stem"][stem]
+            described = {
+                "artifact": entry,
+                **{f"companion{s}": c for s, c in entry.get("companions", {}).items()},
+            }
+            dest = {name: self.out_dir / part["file"] for name, part in described.items()}
+            try:
+                meta = self.cache.fetch(key, dest)
+            except CorruptEntry as exc:
+                self.log(f"warning: {exc}")
+                return False
+            except OSError as exc:
+                self._cache_fault(exc)
+                return False
+            if meta is None or any(
+                (meta["files"].get(name, {}).get("sha256"), meta["files"].get(name, {}).get("size"))
+                != (part["sha256"], part["size"])
+                for name, part in described.items()
+            ):
+                for file in dest.values():
+                    file.unlink(missing_ok=True)
+                return False
+        return True
+
+    def _cache_fault(self, exc: BaseException | str) -> None:
+        """Report a failing cache folder once and build on without it."""
+        if self.cache is not None:
+            self.log("warning: " + (exc if isinstance(exc, str) else fault_message(self.cache.root, exc)))
+            self.cache = None
 
     def _record_direct(self, build: ModelBuild, assembled: dict[str, Any]) -> None:
         assert self.cache is not None
@@ -219,7 +255,10 @@ class Scheduler:
             "result": {**assembled, "artifacts_by_stem": by_stem},
             "created": time.time(),
         }
-        self.cache.add_direct_record(self._direct_key(build.model), record)
+        try:
+            self.cache.add_direct_record(self._direct_key(build.model), record)
+        except OSError as exc:
+            self._cache_fault(exc)
 
     # -- running -----------------------------------------------------------------------------------------
 
@@ -333,6 +372,8 @@ class Scheduler:
         build.add(result)
         for event in result.get("events", []):
             self.log(f"warning: {event}")
+        if result.get("cache_fault"):
+            self._cache_fault(result["cache_fault"])
         self._report(build, [s for s in build.stems if s in build.artifacts and s not in before])
         if worker.task.mode == "prepare":
             build.prepared = True

@@ -14,7 +14,12 @@ DEFAULT_TOLERANCE = {
 
 
 class MismatchError(AssertionError):
-    """Compiled output differs from eager output beyond the tolerance."""
+    """Compiled output differs from eager output beyond the tolerance. ``fact`` is what differs, without
+    the advice to the model's author (a cached artifact that differs is the cache's fault, not theirs)."""
+
+    def __init__(self, fact: str, advice: str = "") -> None:
+        self.fact = fact
+        super().__init__(f"{fact}. {advice}" if advice else fact)
 
 
 def compare(
@@ -44,6 +49,7 @@ def compare(
         rel = diff / want.double().abs().clamp_min(1e-12)
         raise MismatchError(
             f"{name} ({label}): output {index} differs from eager beyond rtol={r}, atol={a}: "
-            f"max abs error {diff.max().item():.3g}, max rel error {rel.max().item():.3g}. If the model has "
-            "data-dependent control flow, tracing froze one branch; otherwise loosen rtol/atol"
+            f"max abs error {diff.max().item():.3g}, max rel error {rel.max().item():.3g}",
+            "If the model has data-dependent control flow, tracing froze one branch; "
+            "otherwise loosen rtol/atol",
         )

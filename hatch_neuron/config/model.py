@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import keyword
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -38,6 +39,11 @@ NEURON_INSTANCE_TARGETS = ("inf2", "trn1", "trn1n", "trn2")
 
 _FACTORY = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+
+def fold_name(name: str) -> str:
+    """A name as Python compares identifiers (NFKC), case-folded: two names equal here collide."""
+    return unicodedata.normalize("NFKC", name).casefold()
 
 
 def _positive_shape(shape: list[int]) -> str | None:
@@ -351,12 +357,17 @@ class NeuronSettings:
             )
         if self.timeout <= 0:
             raise ConfigError(f"{path}.timeout", f"must be > 0 seconds, got {self.timeout}")
-        lowered: dict[str, str] = {}
+        folded: dict[str, str] = {}
         for name in self.models:
-            if name.lower() in lowered:
-                raise ConfigError(
-                    f"{path}.models.{name}",
-                    f"duplicate model name: {name!r} and {lowered[name.lower()]!r} differ only in case "
-                    "(artifact files would collide on case-insensitive file systems)",
+            same = folded.get(fold_name(name))
+            if same is not None:
+                how = (
+                    "differ only in case (artifact files would collide on case-insensitive file systems)"
+                    if name.lower() == same.lower()
+                    else "are the same name to Python, which reads identifiers in NFKC normal form "
+                    f"(an import of {unicodedata.normalize('NFKC', name)!r} gets one of them)"
                 )
-            lowered[name.lower()] = name
+                raise ConfigError(
+                    f"{path}.models.{name}", f"duplicate model name: {name!r} and {same!r} {how}"
+                )
+            folded[fold_name(name)] = name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,9 @@ from typing import Any
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 from . import build_requires, pipeline
+
+#: Set (to anything) to see hatch-neuron's traceback for a build error, as Hatchling's ``-v`` does.
+TRACEBACK_ENV = "HATCH_NEURON_TRACEBACK"
 
 
 class NeuronBuildHook(BuildHookInterface):
@@ -26,12 +30,18 @@ class NeuronBuildHook(BuildHookInterface):
         if self.target_name != "wheel":
             return
         editable = version == "editable"
-        result, self._staging = pipeline.build_staged(
-            Path(self.root),
-            self.metadata.name,
-            lambda line: self.app.display_info(f"hatch-neuron: {line}"),
-            editable=editable,
-        )
+        try:
+            result, self._staging = pipeline.build_staged(
+                Path(self.root),
+                self.metadata.name,
+                lambda line: self.app.display_info(f"hatch-neuron: {line}"),
+                editable=editable,
+            )
+        except Exception as exc:
+            if not pipeline.is_build_error(exc) or self.app.verbosity > 0 or os.environ.get(TRACEBACK_ENV):
+                raise
+            # the message says what is wrong; our traceback would only bury it
+            self.app.abort(f"hatch-neuron: error: {exc}\n(traceback: {TRACEBACK_ENV}=1 or -v)")
         if editable:
             # once set, Hatchling's editable wheels take this map instead of the project's force-include
             included = build_data["force_include_editable"]

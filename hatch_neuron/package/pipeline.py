@@ -7,6 +7,7 @@ and the returned requirements into its metadata, and tag the wheel for the platf
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.metadata
 import json
 import platform
@@ -21,11 +22,12 @@ from typing import Any
 from packaging.version import Version
 
 from .. import __version__
+from ..cache.store import sha256_file
 from ..compile import TARGET_INFO
 from ..compile.runner import CompileError, WorkerTask, run_one
 from ..compile.scheduler import Scheduler
 from ..config import ConfigError, load_settings
-from ..plan import BuildPlan, make_plan
+from ..plan import BuildPlan, make_plan, plan_warnings
 from ..runtime.manifest import ARTIFACT_DIR, FORMAT_VERSION, MANIFEST
 
 
@@ -100,15 +102,50 @@ def release_line(name: str, version: str) -> str:
 
 
 def _check_no_source_collision(plan: BuildPlan, root: Path) -> None:
-    relative = Path(*plan.package.split("."), f"{plan.settings.module}.py")
+    """The generated module and the artifact folder must not shadow (or be shadowed by) the package's own
+    files: a module or subpackage of that name, in any form Python imports."""
+    module = plan.settings.module
     for base in plan.import_paths:
-        if (base / relative).exists():
+        folder = base.joinpath(*plan.package.split("."))
+        if not folder.is_dir():
+            continue
+        clashes = [p for p in folder.iterdir() if p.name == module or _module_name(p.name) == module]
+        clashes += [folder / ARTIFACT_DIR] if (folder / ARTIFACT_DIR).exists() else []
+        if clashes:
             raise ConfigError(
                 "tool.neuron.module",
-                f"{base / relative} exists in the source tree, and hatch-neuron would generate that module",
+                f"{clashes[0]} exists in the source tree, and hatch-neuron generates "
+                f"{plan.package}.{module} and {plan.package.replace('.', '/')}/{ARTIFACT_DIR}/",
                 "choose another module name, or rename the file",
                 file=str(root / "pyproject.toml"),
             )
+
+
+def _module_name(file_name: str) -> str | None:
+    """The module a file of this name is imported as (``x.py``, ``x.cpython-311-x86_64-linux-gnu.so``)."""
+    for suffix in sorted(importlib.machinery.all_suffixes(), key=len, reverse=True):
+        if file_name.endswith(suffix):
+            return file_name[: -len(suffix)]
+    return None
+
+
+def _check_artifact_files(manifest: dict[str, Any], artifact_dir: Path) -> None:
+    """Every file the manifest describes is in the staging folder with its recorded sha256 and size: the
+    bytes that go into the wheel, whichever way they were obtained (compiled, cache, direct record)."""
+    for model, entry in manifest["models"].items():
+        for target, artifacts in entry["artifacts"].items():
+            for artifact in artifacts:
+                for part in [artifact, *artifact.get("companions", {}).values()]:
+                    path = artifact_dir / part["file"]
+                    found = (sha256_file(path), path.stat().st_size) if path.is_file() else None
+                    if found != (part["sha256"], part["size"]):
+                        raise CompileError(
+                            f"model {model!r} [{target}]: {part['file']} is not the file its manifest entry "
+                            f"describes (sha256 {part['sha256'][:16]}..., {part['size']} bytes; found "
+                            f"{'no file' if found is None else f'{found[0][:16]}..., {found[1]} bytes'}); "
+                            "no wheel was written. Run `hatch-neuron cache clear` and build again, and "
+                            "report this as a hatch-neuron bug"
+                        )
 
 
 #: Artifact fields that describe one build (timings, whether it came from the cache), not the artifact;
@@ -175,6 +212,8 @@ def build(
     plan = _plan(root, project_name)
     settings = plan.settings
     _check_no_source_collision(plan, root)
+    for warning in plan_warnings(plan):
+        log(f"warning: {warning}")
 
     artifact_dir = staging / ARTIFACT_DIR
     artifact_dir.mkdir(parents=True, exist_ok=True)
@@ -232,6 +271,7 @@ def build(
         "built_with": built_with,
         "models": models,
     }
+    _check_artifact_files(manifest, artifact_dir)
     (artifact_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     module_file = staging / f"{settings.module}.py"
     module_file.write_text(generated_module(plan, editable))
@@ -277,6 +317,23 @@ def build_staged(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def missing_hook_warning(pyproject: dict[str, Any]) -> str | None:
+    """A warning for a Hatchling project with ``[tool.neuron]`` but no hook table: its wheels have no
+    compiled models. Hatchling loads only the build hooks a project names, so the build cannot say it."""
+    backend = pyproject.get("build-system", {}).get("build-backend", "")
+    tool = pyproject.get("tool", {})
+    if not str(backend).startswith("hatchling") or "neuron" not in tool:
+        return None
+    build = tool.get("hatch", {}).get("build", {})
+    tables = [build.get("hooks", {}), *(t.get("hooks", {}) for t in build.get("targets", {}).values())]
+    if any("neuron" in table for table in tables):
+        return None
+    return (
+        "pyproject.toml has [tool.neuron] but no [tool.hatch.build.hooks.neuron]: Hatchling builds wheels "
+        "without the compiled models. Add that (empty) table to enable the hook"
+    )
 
 
 def is_build_error(exc: BaseException) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,34 @@ class BuildPlan:
         return [job for model in self.models for job in model.jobs]
 
 
+#: Above these a build warns: every bucket combination is one compile (minutes to an hour on Neuron),
+#: and every example input is made in memory several times (trace, checks, verification).
+MANY_ARTIFACTS = 64
+LARGE_INPUT_BYTES = 1 << 30
+
+_ITEM_BYTES = {"float64": 8, "int64": 8, "float32": 4, "int32": 4, "float16": 2, "bfloat16": 2, "int16": 2}
+
+
+def plan_warnings(plan: BuildPlan) -> list[str]:
+    """What in the plan is legal but probably a mistake: too many artifacts per model, huge inputs."""
+    warnings = []
+    for model in plan.models:
+        if len(model.jobs) > MANY_ARTIFACTS:
+            warnings.append(
+                f"{model.name}: {len(model.jobs)} artifacts to compile ({len(model.buckets())} bucket "
+                f"combinations x {len(plan.settings.targets)} target(s)); each is a separate compile. Fewer "
+                "bucket sizes, or buckets on fewer dimensions, cut this"
+            )
+        for index, spec in enumerate(model.settings.inputs):
+            size = _ITEM_BYTES.get(spec.dtype, 1) * math.prod(spec.shape)
+            if size > LARGE_INPUT_BYTES:
+                warnings.append(
+                    f"{model.name}: inputs[{index}] {spec.shape} {spec.dtype} is {size / (1 << 30):.1f} GiB; "
+                    "the build makes several example inputs of that size in memory"
+                )
+    return warnings
+
+
 def import_paths(root: Path) -> tuple[Path, ...]:
     return tuple(p for p in (root / "src", root) if p.is_dir())
 
@@ -92,7 +121,24 @@ def infer_package(root: Path, project_name: str | None) -> str:
     )
 
 
+def check_own_package(package: str, root: Path) -> None:
+    """``package`` must be a package of the project at ``root`` (never one installed elsewhere, whose files
+    the wheel would overwrite on install)."""
+    bases = import_paths(root)
+    if any(base.joinpath(*package.split(".")).is_dir() for base in bases):
+        return
+    folders = " or ".join(str(base.joinpath(*package.split("."))) for base in bases) or str(root)
+    raise ConfigError(
+        "tool.neuron.package",
+        f"{package!r} is not a package of this project (no folder {folders})",
+        "name one of the project's own packages; the artifacts and the generated module are written into "
+        "it, and installing the wheel would overwrite another distribution's files",
+    )
+
+
 def make_plan(settings: NeuronSettings, root: Path, project_name: str | None = None) -> BuildPlan:
+    if settings.package:
+        check_own_package(settings.package, root)
     package = settings.package or infer_package(root, project_name)
     models = []
     for name, model in settings.models.items():
