@@ -2,8 +2,9 @@
 names, a ``package`` that is not the project's, generated names that shadow the package's files, cache
 folders that fail, and one-line build errors under Hatchling.
 
-The in-process tests call the config, plan and cache pieces directly; the others are real
-``pip wheel --no-build-isolation`` builds of small projects (``cpu`` target), installed and imported.
+The in-process tests (the quick loop) call the config, plan and cache pieces directly; the others,
+marked ``slow`` (CI runs them), are real ``pip wheel --no-build-isolation`` builds of small projects
+(``cpu`` target), installed and imported.
 """
 
 from __future__ import annotations
@@ -241,6 +242,7 @@ def resaved(artifact: Path) -> bytes:
     return result.stdout
 
 
+@pytest.mark.slow
 def test_direct_record_whose_entry_bytes_changed(tmp_path: Path) -> None:
     """Repro 1: a direct record's sha256 no longer describes the entry's bytes (the entry was compiled
     again). The record is dropped, the job looked up by its key and verified; the wheel imports."""
@@ -256,6 +258,7 @@ def test_direct_record_whose_entry_bytes_changed(tmp_path: Path) -> None:
     assert "a [cpu]: cached (files unchanged)" in build(project, tmp_path / "again", cache_env(cache))
 
 
+@pytest.mark.slow
 def test_entries_swapped_between_keys(tmp_path: Path) -> None:
     """Repro 1b: whole entries (files + entry.json) moved under each other's keys: both are cache faults,
     removed and compiled again; the wheel computes what eager does."""
@@ -274,6 +277,7 @@ def test_entries_swapped_between_keys(tmp_path: Path) -> None:
         assert max(installed_diffs(tmp_path / mode, tmp_path / f"site-{mode}").values()) < 1e-5
 
 
+@pytest.mark.slow
 def test_entry_that_differs_from_eager_is_a_cache_fault(tmp_path: Path) -> None:
     """Repro 2: a self-consistent entry holding another model's artifact fails verification under
     ``cache = verify``: reported as a cache fault, removed and compiled again, not blamed on the model."""
@@ -297,6 +301,7 @@ def _assert_uncached_with_one_warning(output: str, folder: Path) -> None:
     assert "Traceback" not in output
 
 
+@pytest.mark.slow
 def test_cache_dir_naming_a_file(tmp_path: Path) -> None:
     project, cache = _project(tmp_path, TOML), tmp_path / "not-a-folder"
     cache.write_text("")
@@ -319,6 +324,7 @@ def immutable(folder: Path) -> Iterator[None]:
         subprocess.run(["chattr", "-i", *paths], check=False)
 
 
+@pytest.mark.slow
 def test_read_only_cache_after_an_edit(tmp_path: Path) -> None:
     """A warm cache that cannot be written (its lock files included) and an edited model file."""
     project, cache = _project(tmp_path, TOML), tmp_path / "cache"
@@ -331,6 +337,7 @@ def test_read_only_cache_after_an_edit(tmp_path: Path) -> None:
     assert max(installed_diffs(tmp_path / "out", tmp_path / "site").values()) < 1e-5
 
 
+@pytest.mark.slow
 def test_cache_replaced_during_the_build(tmp_path: Path) -> None:
     """The factory removes the cache folder and puts a file in its place: every worker's cache operation
     fails from then on; one warning, the build compiles uncached."""
@@ -347,6 +354,7 @@ def test_cache_replaced_during_the_build(tmp_path: Path) -> None:
     assert max(installed_diffs(tmp_path / "out", tmp_path / "site").values()) < 1e-5
 
 
+@pytest.mark.slow
 def test_hatchling_build_error_is_one_line(tmp_path: Path) -> None:
     project = _project(tmp_path, TOML.replace("shape = [2, 4] }", 'shape = [2, 4], dtype = "float33" }', 1))
     result = pip_wheel(project, tmp_path / "out", check=False)
@@ -383,6 +391,7 @@ def test_inductor_warm_build_after_prune_and_verify(tmp_path: Path) -> None:
     assert isinstance(diff, float) and diff < 1e-4
 
 
+@pytest.mark.slow
 def test_neuron_table_without_the_hatchling_hook_warns(tmp_path: Path) -> None:
     """Hatchling never loads a hook the project does not name, so ``hatch-neuron check`` says it."""
     project = _project(tmp_path, TOML)
