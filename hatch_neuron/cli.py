@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .cache import commands as cache_commands
-from .inspection import all_artifacts, inspect_path, render
+from .inspection import InspectError, all_artifacts, inspect_path, render
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,8 +40,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         reports = inspect_path(args.path)
-    except (FileNotFoundError, LookupError) as exc:
-        print(f"hatch-neuron: {exc}", file=sys.stderr)
+    except (InspectError, LookupError, OSError) as exc:
+        message = " ".join(str(exc).splitlines())  # one line
+        if isinstance(exc, OSError):
+            message = f"{args.path}: {message}"
+        print(f"hatch-neuron: {message}", file=sys.stderr)
         return 2
     print(json.dumps(reports, indent=2, sort_keys=True) if args.json else render(reports))
     bad = any(
@@ -60,8 +63,11 @@ def run_check(project: Path, models: list[str] | None) -> int:
     from .package import pipeline
 
     try:
-        name = read_pyproject(project / "pyproject.toml").get("project", {}).get("name")
-        findings = pipeline.check(project.resolve(), name, models)
+        data = read_pyproject(project / "pyproject.toml")
+        warning = pipeline.missing_hook_warning(data)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
+        findings = pipeline.check(project.resolve(), data.get("project", {}).get("name"), models)
     except (ConfigError, CompileError, FileNotFoundError) as exc:
         print(f"hatch-neuron: {exc}", file=sys.stderr)
         return 2

@@ -3,8 +3,9 @@
 A worker (``python -m hatch_neuron.compile.worker``) handles one model: all of it (*prepare*: pre-flight
 checks, then each job from the cache or compiled) or one compile job that the scheduler hands to a second
 worker so the model finishes sooner. Its output goes to a file, not a pipe (a process the
-factory left behind may hold a pipe open), and it runs in its own session so that killing it also ends
-whatever the factory started.
+factory left behind may hold a pipe open; only its tail is read back), and it runs in its own session so
+that killing it also ends whatever the factory started; a per-worker token in its environment finds what
+left that session (:func:`end_marked_processes`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Container
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -103,6 +105,105 @@ def _tail(text: str, lines: int = 25) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
+#: How much of the end of a worker's log is read back for an error message: a factory may print gigabytes.
+LOG_TAIL_BYTES = 64 * 1024
+
+
+def read_tail(path: Path, limit: int = LOG_TAIL_BYTES) -> str:
+    """The last ``limit`` bytes of the file at ``path``, decoded (invalid bytes replaced), without the
+    partial first line when the file was longer; empty when the file is missing."""
+    try:
+        with path.open("rb") as file:
+            size = file.seek(0, os.SEEK_END)
+            file.seek(max(0, size - limit))
+            data = file.read(limit)
+    except FileNotFoundError:
+        return ""
+    if size > limit and b"\n" in data:
+        data = data.partition(b"\n")[2]
+    return data.decode("utf-8", errors="replace")
+
+
+#: Prefix of the environment variable that marks a worker and everything it starts (the rest of its name is
+#: the worker's token; its value is the build process's pid, for whoever wonders where it comes from).
+WORKER_TOKEN_PREFIX = "HATCH_NEURON_WORKER_"
+
+
+def end_marked_processes(variable: str, *, rounds: int = 50) -> list[int]:
+    """SIGKILL every process whose environment holds ``variable``; return their pids.
+
+    Why this, on top of killing the worker's process group: a factory may start helpers in a new session
+    (``subprocess.Popen(..., start_new_session=True)``, a daemon's double fork and ``setsid``), which
+    leaves the worker's group and, once the worker exits, its parentage (they are reparented to init), so
+    neither ``killpg`` nor walking the process tree finds them. Every process inherits its parent's
+    environment unless it is started with a new one, so a variable that only this worker's environment
+    has (its name holds a fresh token) marks the worker and its descendants, however they detached, and
+    nothing else: workers running at the same time have other tokens, and a worker started by a
+    build inside a factory adds its own token to the ones it inherited. Alternatives not taken: a child
+    subreaper (``PR_SET_CHILD_SUBREAPER``) would have to be the build process, which is the frontend's
+    process and not ours to change, and still needs a scan; cgroups need privileges.
+
+    The scan reads ``/proc/<pid>/environ`` (the environment a process started with); it repeats until a
+    round finds nothing new, so that children forked while their parent was being killed are found too.
+    Not found: a descendant started with a cleared environment, or one that cannot be read (another user,
+    not dumpable), which this process may not be able to kill anyway. Where ``/proc`` is missing (not
+    Linux) this finds nothing, and the process group is all that is ended. Each pid is opened as a pidfd
+    before its environment is read where the platform has them, so a pid reused in between is never
+    signalled.
+    """
+    needle = variable.encode() + b"="
+    signalled: list[int] = []
+    for _ in range(rounds):
+        found = [pid for pid in _marked(needle) if pid != os.getpid()]
+        fresh = [pid for pid in found if pid not in signalled]
+        if not found:
+            break
+        for pid in fresh:
+            _kill_if_marked(pid, needle)
+            signalled.append(pid)
+        if not fresh:  # only processes being killed are left: give them a moment to become zombies
+            time.sleep(0.01)
+    return signalled
+
+
+def _environ_has(pid: int, needle: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as file:
+            return any(item.startswith(needle) for item in file.read().split(b"\0"))
+    except OSError:  # gone, a kernel thread, or not ours to read
+        return False
+
+
+def _marked(needle: bytes) -> list[int]:
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    return [int(name) for name in names if name.isdigit() and _environ_has(int(name), needle)]
+
+
+def _kill_if_marked(pid: int, needle: bytes) -> None:
+    pidfd_open = getattr(os, "pidfd_open", None)
+    send = getattr(signal, "pidfd_send_signal", None)
+    if pidfd_open is None or send is None:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        return
+    try:
+        fd = pidfd_open(pid)
+    except OSError:  # gone already (or pidfds not supported by this kernel)
+        with contextlib.suppress(OSError):
+            if _environ_has(pid, needle):
+                os.kill(pid, signal.SIGKILL)
+        return
+    try:
+        if _environ_has(pid, needle):  # still the process that was found, and now pinned by the pidfd
+            with contextlib.suppress(OSError):
+                send(fd, signal.SIGKILL)
+    finally:
+        os.close(fd)
+
+
 class Worker:
     """A running worker process for one task.
 
@@ -134,10 +235,13 @@ class Worker:
         command = [sys.executable, "-c", BOOTSTRAP, str(HATCH_NEURON_HOME), str(tmp / "request.json")]
         self.started = time.monotonic()
         self.deadline = self.started + settings.timeout
+        self.token_variable = WORKER_TOKEN_PREFIX + uuid.uuid4().hex
+        env = {**os.environ, self.token_variable: str(os.getpid())}
         with self.log_file.open("w") as log:
             self.process = subprocess.Popen(
                 [*command, str(self.result_file)],
                 cwd=tmp,
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -147,7 +251,8 @@ class Worker:
         return self.process.poll() is not None or time.monotonic() > self.deadline
 
     def kill(self) -> None:
-        """End the worker and everything it started (its process group), and remove its folder."""
+        """End the worker and everything it started (its process group and every process carrying its
+        token), and remove its folder."""
         self._end_group()
         self._tmp.cleanup()
 
@@ -157,7 +262,7 @@ class Worker:
         are left out of the record and not moved."""
         timed_out = self.process.poll() is None
         self._end_group()
-        output = self.log_file.read_text(errors="replace")
+        output = read_tail(self.log_file)
         name, timeout = self.task.model.name, self.task.plan.settings.timeout
         try:
             if timed_out:
@@ -191,10 +296,11 @@ class Worker:
                 shutil.move(self._own_out / name, self.out_dir / name)
 
     def _end_group(self) -> None:
-        """End whatever the worker left running in its session (also after a normal exit)."""
+        """End whatever the worker left running, in its session or out of it (also after a normal exit)."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
+        end_marked_processes(self.token_variable)
 
 
 def run_one(task: WorkerTask, out_dir: Path, request_extra: dict[str, Any]) -> dict[str, Any]:

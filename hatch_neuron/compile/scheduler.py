@@ -73,6 +73,11 @@ _SOURCES: dict[bool | str, tuple[str, str]] = {
 }
 
 
+#: Part of every direct key: raised when a record's result gains fields (2: ``aliased_outputs``), so that
+#: older records, which lack them, are not used.
+DIRECT_RECORD_FORMAT = 2
+
+
 def _versions() -> dict[str, str]:
     return {"hatch-neuron": __version__, "torch": importlib.metadata.version("torch")}
 
@@ -176,6 +181,7 @@ class Scheduler:
             "settings": asdict(model.settings),
             "stems": [job.stem for job in model.jobs],
             "check": self.plan.settings.check,
+            "record": DIRECT_RECORD_FORMAT,
         }
         return direct_key(request, self._environment)
 

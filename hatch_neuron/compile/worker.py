@@ -7,6 +7,7 @@ leak into it. Expected failures (bad factory, mismatch) are written to RESULT as
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import json
@@ -105,6 +106,26 @@ def _spec_of(tensors: list[torch.Tensor]) -> list[dict[str, Any]]:
     return [{"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")} for t in tensors]
 
 
+def _storage_address(tensor: torch.Tensor) -> int:
+    """Where the memory under ``tensor`` (and every view of it) starts; 0 where it has none to compare."""
+    try:
+        return tensor.untyped_storage().data_ptr()
+    except (RuntimeError, NotImplementedError):  # a tensor without storage (an XLA tensor, a sparse one)
+        return 0
+
+
+def aliased_outputs(first: list[torch.Tensor], second: list[torch.Tensor]) -> list[int]:
+    """The flat indices of the outputs that are in the same memory in two calls on different inputs: they
+    are (views of) state the artifact keeps, a frozen weight or buffer, which a caller's in-place change
+    would change for every later call. Both calls' outputs must be alive (held by the caller), so that a
+    fresh output of the second call cannot get the memory of one of the first."""
+    return [
+        index
+        for index, (a, b) in enumerate(zip(first, second, strict=True))
+        if (address := _storage_address(a)) != 0 and address == _storage_address(b)
+    ]
+
+
 class ModelSession:
     """One model in this worker: the eager model, its example inputs and eager outputs per bucket."""
 
@@ -132,10 +153,16 @@ class ModelSession:
         return self._buckets[key]
 
     def verify(self, job: dict[str, Any], path: Path, details: dict[str, Any]) -> None:
+        """Compare the artifact at ``path`` with eager on both input sets (:class:`MismatchError`), and
+        record in ``details`` (the artifact's facts, which become its manifest entry) which outputs alias
+        the artifact's own state: ``aliased_outputs``, their flat indices, present only when there are
+        some (the runtime copies those outputs on every call). Facts from the cache are brought up to
+        date the same way."""
         example, check, eager_example, eager_check = self.bucket(job)
         loaded = load_artifact(job["target"], path.read_bytes(), {}, details)
         bucket = {int(dim): size for dim, size in job["bucket"]}
         where = f"target {job['target']}" + (f", bucket {bucket}" if bucket else "")
+        runs = []
         with torch.no_grad():
             for inputs, eager, label in (
                 (example, eager_example, "example inputs"),
@@ -144,6 +171,10 @@ class ModelSession:
                 got = list(loaded(*inputs))
                 rtol, atol = self.request["rtol"], self.request["atol"]
                 compare(self.name, eager, got, rtol, atol, f"{where}, {label}")
+                runs.append(got)
+        details.pop("aliased_outputs", None)
+        if aliased := aliased_outputs(*runs):
+            details["aliased_outputs"] = aliased
 
     def outputs(self, job: dict[str, Any]) -> dict[str, Any]:
         _, _, eager_example, _ = self.bucket(job)
@@ -243,7 +274,18 @@ def fetch_job(
     if meta is None:
         return None
     if meta["facts"]["verified"]:
-        session.verify(job, path, meta["facts"])
+        try:
+            session.verify(job, path, meta["facts"])
+        except ModelError:
+            raise  # the model itself failed (eager run), not the entry
+        except Exception as exc:  # a bad entry: only a fresh compile's mismatch is the model's fault
+            cache.evict(key)
+            events.append(
+                f"{session.name} [{job['target']}]: cache entry {key[:16]} does not load or does not match "
+                f"eager ({exc.fact if isinstance(exc, MismatchError) else f'{type(exc).__name__}: {exc}'}); "
+                "removed, compiling again"
+            )
+            return None
     entry = _entry(job, path, companion_paths, meta["facts"])
     return {**entry, "seconds": round(time.perf_counter() - start, 3), "warnings": [], "cached": True}
 
@@ -290,23 +332,37 @@ def compile_or_reuse(
     both), under the key's lock. Without ``wait``, None when another worker holds the lock (it is
     compiling this job)."""
     cache, remote = caches
-    lock = cache.lock(key)
+    if cache.faulty:
+        return compile_job(session, job, options)
     try:
+        lock = cache.lock(key)
         lock.acquire(timeout=-1 if wait else 0)
     except filelock.Timeout:
         return None
+    except OSError as exc:
+        cache.fault(exc)
+        return compile_job(session, job, options)
     try:
-        entry = fetch_job(session, job, key, cache, events)
-        if entry is None and remote.fetch(key, cache):
+        try:
             entry = fetch_job(session, job, key, cache, events)
-            if entry is not None:
-                entry["cached"] = "remote"
+            if entry is None and remote.fetch(key, cache):
+                entry = fetch_job(session, job, key, cache, events)
+                if entry is not None:
+                    entry["cached"] = "remote"
+        except OSError as exc:  # the cache vanished or broke under us: compile, uncached
+            cache.fault(exc)
+            entry = None
         if entry is None:
             entry = compile_job(session, job, options)  # verified against eager before it is stored
-            store_job(cache, key, job, entry)
-            remote.publish(key, cache, inputs)
+            if not cache.faulty:
+                try:
+                    store_job(cache, key, job, entry)
+                    remote.publish(key, cache, inputs)
+                except OSError as exc:
+                    cache.fault(exc)
     finally:
-        lock.release()
+        with contextlib.suppress(OSError):
+            lock.release()
     return entry
 
 
@@ -358,6 +414,8 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
                 session, job, keys[job["stem"]], inputs[job["stem"]], caches, options, events, wait=True
             )
         result["outputs"] = {"stem": jobs[0]["stem"], **session.outputs(jobs[0])}
+        if caches[0].fault_reason:
+            result["cache_fault"] = caches[0].fault_reason
     if tracker is not None:
         result["reads"] = tracker.files()
     return result

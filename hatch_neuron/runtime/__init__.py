@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "ArtifactIntegrityError": ".manifest",
+    "ManifestError": ".manifest",
     "read_manifest": ".manifest",
     "CompiledModel": ".model",
     "selection": ".model",

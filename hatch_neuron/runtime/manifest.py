@@ -1,13 +1,20 @@
-"""Read a built package's manifest and its artifacts, checking each artifact's sha256."""
+"""Read a built package's manifest and its artifacts, checking each artifact's size and sha256.
+
+Nothing the manifest says is trusted: every file it names must be a plain file name of the artifact
+folder (no ``..``, no absolute path, no symlink out of the folder) and a regular file whose size is the
+recorded one before a byte of it is read; then it is read, at most ``size + 1`` bytes, and hashed.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -16,10 +23,21 @@ if TYPE_CHECKING:
 ARTIFACT_DIR = "_hatch_neuron"
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
+#: A manifest larger than this is refused unread (a real one is a few KiB per model).
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+#: Read and hash files in blocks of this size.
+BLOCK = 1024 * 1024
+_HEX = frozenset("0123456789abcdef")
+_REINSTALL = "the package was modified after the build, or its install is broken. Reinstall the package"
 
 
 class ArtifactIntegrityError(RuntimeError):
-    """An artifact's bytes do not match the sha256 recorded at build time (tampered or truncated)."""
+    """An artifact's bytes do not match the sha256 or size recorded at build time (tampered or truncated)."""
+
+
+class ManifestError(RuntimeError):
+    """A package's manifest is malformed, or names an artifact that is missing, not a regular file, or
+    outside the package's artifact folder."""
 
 
 #: Artifact folders outside their package: package -> folder (editable installs, see ``runtime.editable``).
@@ -38,17 +56,225 @@ def artifact_folder(package: str) -> Traversable:
     return folder if folder is not None else resources.files(package).joinpath(ARTIFACT_DIR)
 
 
+def manifest_location(package: str) -> str:
+    """The manifest's path, as error messages name it."""
+    return str(artifact_folder(package).joinpath(MANIFEST))
+
+
+# --- checking what a manifest says -------------------------------------------------------------------
+
+
+def file_name_problem(name: object) -> str | None:
+    """Why ``name`` is not a plain file name of the artifact folder (the build writes only those), or None."""
+    if not isinstance(name, str) or not name:
+        return f"file {name!r} is not a file name"
+    if name in (".", "..") or any(c in name for c in "/\\:\0") or os.path.isabs(name):
+        return f"file {name!r} is not a plain file name inside the artifact folder"
+    return None
+
+
+def _file_entry_problem(entry: object) -> str | None:
+    if not isinstance(entry, dict):
+        return f"an artifact entry is {type(entry).__name__}, not an object"
+    for key in ("file", "sha256", "size"):
+        if key not in entry:
+            named = f" (file {entry['file']!r})" if "file" in entry else ""
+            return f"an artifact entry has no {key!r}{named}"
+    problem = file_name_problem(entry["file"])
+    if problem:
+        return problem
+    digest, size = entry["sha256"], entry["size"]
+    if not isinstance(digest, str) or len(digest) != 64 or not set(digest) <= _HEX:
+        return f"file {entry['file']!r}: sha256 {digest!r} is not 64 lower-case hex digits"
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        return f"file {entry['file']!r}: size {size!r} is not a whole number >= 0"
+    return None
+
+
+def manifest_problem(manifest: object) -> str | None:
+    """What is wrong with the structure of a (format 1) manifest that the runtime and ``inspect`` rely on,
+    or None: ``models`` (each with ``artifacts``: target -> list of entries with ``file``, ``sha256``,
+    ``size`` and optional ``companions``), ``targets``, ``built_with``, ``replicas``, ``placement``."""
+    if not isinstance(manifest, dict):
+        return f"the manifest is a JSON {type(manifest).__name__}, not an object"
+    if "targets" in manifest and (
+        not isinstance(manifest["targets"], list) or not all(isinstance(t, str) for t in manifest["targets"])
+    ):
+        return f"'targets' is {manifest['targets']!r}, not a list of target names"
+    if not isinstance(manifest.get("built_with", {}), dict):
+        return "'built_with' is not an object"
+    replicas = manifest.get("replicas", 1)
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 1:
+        return f"'replicas' is {replicas!r}, not a whole number >= 1"
+    placement = manifest.get("placement", "round-robin")
+    if not isinstance(placement, str) and not (
+        isinstance(placement, dict)
+        and all(isinstance(placement.get(k), int) and placement[k] >= 0 for k in ("start", "count"))
+    ):
+        return f"'placement' is {placement!r}, not a string or {{start, count}}"
+    models = manifest.get("models")
+    if not isinstance(models, dict):
+        if models is None:
+            return "no 'models' object"
+        return f"'models' is {type(models).__name__}, not an object"
+    for name, model in models.items():
+        if not isinstance(model, dict):
+            return f"model {name!r} is {type(model).__name__}, not an object"
+        artifacts = model.get("artifacts")
+        if not isinstance(artifacts, dict):
+            return f"model {name!r} has no 'artifacts' object"
+        for target, entries in artifacts.items():
+            if not isinstance(entries, list):
+                return f"model {name!r}, target {target!r}: artifacts are not a list"
+            for entry in entries:
+                problem = _file_entry_problem(entry)
+                aliased = entry.get("aliased_outputs", []) if problem is None else []
+                if not isinstance(aliased, list) or not all(
+                    isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in aliased
+                ):
+                    problem = f"file {entry['file']!r}: 'aliased_outputs' is not a list of output indices"
+                if problem is None:
+                    companions = entry.get("companions", {})
+                    if not isinstance(companions, dict):
+                        problem = f"file {entry['file']!r}: 'companions' is not an object"
+                    else:
+                        problem = next(filter(None, map(_file_entry_problem, companions.values())), None)
+                if problem:
+                    return f"model {name!r}, target {target!r}: {problem}"
+    return None
+
+
+def parse_manifest(data: bytes) -> tuple[Any, str | None]:
+    """The manifest decoded from ``data``, and what is wrong with it (None when nothing)."""
+    try:
+        manifest = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return None, f"not UTF-8 text ({exc.reason} at byte {exc.start})"
+    except json.JSONDecodeError as exc:
+        return None, f"not valid JSON ({exc.msg}: line {exc.lineno} column {exc.colno}; truncated?)"
+    except RecursionError:
+        return None, "not valid JSON (nested too deeply)"
+    if isinstance(manifest, dict) and manifest.get("format") != FORMAT_VERSION:
+        return manifest, None  # another format: the caller says which (its structure is not ours to check)
+    return manifest, manifest_problem(manifest)
+
+
+# --- reading files -----------------------------------------------------------------------------------
+
+
+class FileProblem(Exception):
+    """Why a file cannot be read: missing, outside its folder, not a regular file, or of another size."""
+
+    def __init__(self, message: str, *, size: int | None = None, missing: bool = False) -> None:
+        super().__init__(message)
+        self.size = size  # the size found, when that is the problem
+        self.missing = missing
+
+
+def open_regular(folder: Path, name: str, size: int | None = None) -> IO[bytes]:
+    """Open ``folder/name`` for reading, refusing (:class:`FileProblem`) a name that is not a plain file
+    name, a path that resolves outside ``folder`` (symlinks), anything but a regular file (devices, FIFOs:
+    opened without blocking, checked before any read) and, when ``size`` is given, another size."""
+    problem = file_name_problem(name)
+    if problem:
+        raise FileProblem(problem)
+    try:
+        base = folder.resolve(strict=True)
+        path = (folder / name).resolve(strict=True)
+    except FileNotFoundError:
+        raise FileProblem("no such file", missing=True) from None
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop on Python < 3.13
+        raise FileProblem(f"cannot be resolved ({exc})") from None
+    if path.parent != base:
+        raise FileProblem(f"resolves to {path}, outside the artifact folder {base}")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise FileProblem("no such file", missing=True) from None
+    except OSError as exc:
+        raise FileProblem(f"cannot be opened ({exc.strerror or exc})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise FileProblem(f"{path} is not a regular file")
+        if size is not None and info.st_size != size:
+            raise FileProblem(f"{info.st_size} bytes, the manifest recorded {size}", size=info.st_size)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_limited(stream: IO[bytes], limit: int) -> tuple[bytes, str]:
+    """At most ``limit`` bytes of ``stream`` (fewer at its end), read in blocks, and their sha256."""
+    digest = hashlib.sha256()
+    chunks = []
+    left = limit
+    while left > 0:
+        chunk = stream.read(min(BLOCK, left))
+        if not chunk:
+            break
+        digest.update(chunk)
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks), digest.hexdigest()
+
+
+def hash_stream(stream: IO[bytes], limit: int) -> tuple[int, str]:
+    """The number of bytes (at most ``limit``) read from ``stream`` in blocks, and their sha256; nothing is
+    kept in memory but one block."""
+    digest = hashlib.sha256()
+    count = 0
+    while count < limit:
+        chunk = stream.read(min(BLOCK, limit - count))
+        if not chunk:
+            break
+        digest.update(chunk)
+        count += len(chunk)
+    return count, digest.hexdigest()
+
+
+def _read_node(folder: Traversable, name: str, size: int | None, limit: int) -> bytes:
+    """Up to ``limit`` bytes of ``folder/name`` (``size``: the size it must have, checked before reading).
+
+    In a plain folder whose file has the checked ``size``, one read of at most ``limit`` bytes: the bytes
+    are returned, so reading them in blocks would only add a copy. Otherwise (no size, or a Traversable
+    that is not a folder, such as a zip) in blocks, stopping at ``limit``."""
+    if isinstance(folder, Path):
+        with open_regular(folder, name, size) as stream:
+            return stream.read(limit) if size is not None else read_limited(stream, limit)[0]
+    problem = file_name_problem(name)
+    if problem:
+        raise FileProblem(problem)
+    node = folder.joinpath(name)
+    if not node.is_file():
+        raise FileProblem("no such file", missing=True)
+    with node.open("rb") as stream:
+        return read_limited(stream, limit)[0]
+
+
 @cache
 def read_manifest(package: str) -> dict[str, Any]:
-    """The manifest of ``package`` (an importable package built with hatch-neuron)."""
+    """The manifest of ``package`` (an importable package built with hatch-neuron), checked for the
+    structure the loader relies on (:class:`ManifestError` naming the package and the file otherwise)."""
+    where = f"package {package!r}: manifest {manifest_location(package)}"
     try:
-        text = artifact_folder(package).joinpath(MANIFEST).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LookupError(
-            f"package {package!r} has no {ARTIFACT_DIR}/{MANIFEST}: it was not built with hatch-neuron, "
-            "or the build did not run the hook (is [tool.hatch.build.hooks.neuron] declared?)"
-        ) from None
-    manifest = json.loads(text)
+        data = _read_node(artifact_folder(package), MANIFEST, None, MAX_MANIFEST_BYTES + 1)
+    except FileProblem as exc:
+        if exc.missing:
+            raise LookupError(
+                f"package {package!r} has no {ARTIFACT_DIR}/{MANIFEST}: it was not built with hatch-neuron, "
+                "or the build did not run the hook (is [tool.hatch.build.hooks.neuron] declared?)"
+            ) from None
+        raise ManifestError(f"{where}: {exc}; {_REINSTALL}") from None
+    except OSError as exc:
+        raise ManifestError(f"{where}: cannot be read ({exc}); {_REINSTALL}") from None
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise ManifestError(f"{where}: larger than {MAX_MANIFEST_BYTES} bytes; {_REINSTALL}")
+    manifest, problem = parse_manifest(data)
+    if problem:
+        raise ManifestError(f"{where}: {problem}; {_REINSTALL}")
     if manifest.get("format") != FORMAT_VERSION:
         raise RuntimeError(
             f"package {package!r}: manifest format {manifest.get('format')!r} is not supported by this "
@@ -57,14 +283,30 @@ def read_manifest(package: str) -> dict[str, Any]:
     return manifest
 
 
-def read_artifact(package: str, file: str, sha256: str) -> bytes:
-    """The bytes of one artifact, refused unless they hash to ``sha256``."""
-    data = artifact_folder(package).joinpath(file).read_bytes()
+def read_artifact(package: str, file: str, sha256: str, size: int) -> bytes:
+    """The bytes of one artifact, refused unless the file is a regular file of the artifact folder of
+    ``size`` bytes (checked before reading) that hashes to ``sha256``."""
+    folder = artifact_folder(package)
+    where = f"package {package!r}"
+    if not file_name_problem(file):
+        where += f": artifact {folder.joinpath(file)}"
+    try:
+        data = _read_node(folder, file, size, size + 1)
+    except FileProblem as exc:
+        if exc.size is not None:
+            raise ArtifactIntegrityError(
+                f"{where}: {exc}; the file was modified or truncated after the build. Reinstall the "
+                "package; the artifact was not loaded"
+            ) from None
+        problem = f"{exc} (the manifest {manifest_location(package)} names it)"
+        raise ManifestError(f"{where}: {problem}; {_REINSTALL}") from None
+    except OSError as exc:
+        raise ManifestError(f"{where}: cannot be read ({exc}); {_REINSTALL}") from None
     actual = hashlib.sha256(data).hexdigest()
-    if actual != sha256:
+    if len(data) != size or actual != sha256:
         raise ArtifactIntegrityError(
-            f"{package}/{ARTIFACT_DIR}/{file}: sha256 is {actual}, the manifest recorded {sha256} "
-            f"({len(data)} bytes read); the file was modified or truncated after the build. Reinstall the "
-            "package; the artifact was not loaded"
+            f"{where}: sha256 is {actual}, the manifest recorded {sha256} "
+            f"({len(data)} bytes read, {size} recorded); the file was modified or truncated after the build. "
+            "Reinstall the package; the artifact was not loaded"
         )
     return data

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from .batching import ShapePolicy
-from .manifest import read_artifact, read_manifest
+from .manifest import ManifestError, manifest_location, read_artifact, read_manifest
 from .pytree import builder
 from .targets import Selection, core_for_replica, load_artifact, select_target
 
@@ -21,7 +21,13 @@ _selections: dict[str, Selection] = {}
 def selection(package: str) -> Selection:
     """The target this process uses for ``package`` (chosen once, on first use)."""
     if package not in _selections:
-        _selections[package] = select_target(package, read_manifest(package))
+        manifest = read_manifest(package)
+        if not manifest.get("targets"):
+            raise ManifestError(
+                f"package {package!r}: manifest {manifest_location(package)}: no 'targets' list; the package "
+                "was modified after the build, or its install is broken. Reinstall the package"
+            )
+        _selections[package] = select_target(package, manifest)
     return _selections[package]
 
 
@@ -33,6 +39,13 @@ def replica_count(manifest: dict[str, Any]) -> int:
     if not override.isdigit() or int(override) < 1:
         raise ValueError(f"HATCH_NEURON_REPLICAS={override!r}: expected a whole number >= 1")
     return int(override)
+
+
+def _dtype(name: Any) -> torch.dtype:
+    dtype = getattr(torch, name) if isinstance(name, str) else None
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"dtype {name!r} is not a torch dtype")
+    return dtype
 
 
 class CompiledModel:
@@ -54,28 +67,44 @@ class CompiledModel:
         self.name = name
         self.target = selection(package).target
         entry = manifest["models"][name]
-        axes = {int(dim): sizes for dim, sizes in entry.get("buckets", {}).items()}
-        self._artifacts = {
-            tuple(artifact["bucket"][str(dim)] for dim in axes): artifact
-            for artifact in entry["artifacts"][self.target]
-        }
-        native = any(a.get("dynamic_batch") == "torch_neuronx" for a in self._artifacts.values())
-        self.policy = ShapePolicy(
-            name,
-            [spec["shape"] for spec in entry["inputs"]],
-            [getattr(torch, spec["dtype"]) for spec in entry["inputs"]],
-            axes,
-            dynamic_batch=entry.get("dynamic_batch", False),
-            native_dynamic_batch=native,
-            output_dims=entry["outputs"].get("dims"),
-            pad_value=entry.get("pad_value", 0.0),
-            bucketed=[spec.get("bucketed", []) for spec in entry["inputs"]],
-        )
+        artifacts = entry["artifacts"].get(self.target)
+        if not artifacts:
+            raise ManifestError(
+                f"package {package!r}: manifest {manifest_location(package)}: model {name!r} has no "
+                f"artifacts for target {self.target!r}, the one selected here; it has: "
+                f"{', '.join(t for t, found in entry['artifacts'].items() if found) or 'none'}. The package "
+                "was modified after the build, or its install is broken. Reinstall the package"
+                + (", or set HATCH_NEURON_TARGET to one of those" if selection(package).forced else "")
+            )
+        try:
+            axes = {int(dim): sizes for dim, sizes in entry.get("buckets", {}).items()}
+            self._artifacts = {
+                tuple(artifact["bucket"][str(dim)] for dim in axes): artifact for artifact in artifacts
+            }
+            native = any(a.get("dynamic_batch") == "torch_neuronx" for a in self._artifacts.values())
+            self.policy = ShapePolicy(
+                name,
+                [spec["shape"] for spec in entry["inputs"]],
+                [_dtype(spec["dtype"]) for spec in entry["inputs"]],
+                axes,
+                dynamic_batch=entry.get("dynamic_batch", False),
+                native_dynamic_batch=native,
+                output_dims=entry["outputs"].get("dims"),
+                pad_value=entry.get("pad_value", 0.0),
+                bucketed=[spec.get("bucketed", []) for spec in entry["inputs"]],
+            )
+            self._rebuild = builder(entry["outputs"]["tree"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            problem = f"missing key {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+            raise ManifestError(
+                f"package {package!r}: manifest {manifest_location(package)}: model {name!r}: the entry is "
+                f"malformed ({problem}); the package was modified after the build, or its install is broken. "
+                "Reinstall the package"
+            ) from None
         self.input_shapes = self.policy.shapes
         self.input_dtypes = self.policy.dtypes
         self.replicas = replica_count(manifest)
         self._placement = manifest.get("placement", "round-robin")
-        self._rebuild = builder(entry["outputs"]["tree"])
         self._modules: dict[tuple[int, ...], list[Any]] | None = None
         self._single: Any = None  # the one module of a model without buckets or replicas: the fast path
         self._lock = threading.Lock()
@@ -92,7 +121,7 @@ class CompiledModel:
                 manifest = read_manifest(self.package)
                 modules = {}
                 for key, artifact in self._artifacts.items():
-                    data = read_artifact(self.package, artifact["file"], artifact["sha256"])
+                    data = read_artifact(self.package, artifact["file"], artifact["sha256"], artifact["size"])
                     modules[key] = [
                         load_artifact(
                             self.target, data, manifest, artifact, core_for_replica(self._placement, i)
@@ -127,24 +156,41 @@ class CompiledModel:
         # no_grad rather than inference_mode: callers may modify the outputs in place afterwards.
         with torch.no_grad():
             if self._single is not None:
-                flat = self._single(*args)
-            elif (exact := self._modules.get(tuple(sizes[d] for d in self.policy.axes))) is not None:
+                flat = self._owned((), self._single(*args))
+            elif (exact := self._modules.get(key := tuple(sizes[d] for d in self.policy.axes))) is not None:
                 # the call's sizes are a compiled bucket: no padding, trimming or chunking to do
-                flat = exact[next(self._turn) % self.replicas](*args)
+                flat = self._owned(key, exact[next(self._turn) % self.replicas](*args))
             else:
                 pieces = self.policy.pieces(sizes, self.replicas)
                 if len(pieces) == 1:
-                    flat = self._run(args, sizes, next(self._turn) % self.replicas)
+                    flat = self._run(args, sizes, next(self._turn) % self.replicas, owned=True)
                 else:
-                    flat = self._run_pieces(args, sizes, pieces)
+                    flat = self._run_pieces(args, sizes, pieces)  # concatenated: new tensors already
         return self._rebuild(flat)
 
-    def _run(self, args: Any, sizes: dict[int, int], replica: int) -> Any:
+    def _owned(self, bucket: tuple[int, ...], flat: Any) -> Any:
+        """``flat`` with a copy of each output the build found to alias the artifact's own state (a frozen
+        weight or buffer, ``aliased_outputs`` in the manifest; none when the field is missing), so that a
+        caller changing an output in place never changes what later calls return."""
+        aliased = self._artifacts[bucket].get("aliased_outputs")
+        if not aliased:
+            return flat
+        flat = list(flat)
+        for index in aliased:
+            flat[index] = flat[index].clone()
+        return flat
+
+    def _run(self, args: Any, sizes: dict[int, int], replica: int, *, owned: bool = False) -> Any:
+        """The flat outputs of one bucket's module (padded and trimmed as needed); ``owned``: with the
+        outputs that alias the module's state copied (:meth:`_owned`), for results handed to the caller
+        as they are."""
         bucket = self.policy.bucket(sizes)
         module = self._modules[bucket][replica]  # type: ignore[index]
         if self.policy.fits_exactly(sizes, bucket):
-            return module(*args)
-        return self.policy.trim(module(*self.policy.pad(args, bucket)), sizes)
+            flat = module(*args)
+        else:
+            flat = self.policy.trim(module(*self.policy.pad(args, bucket)), sizes)
+        return self._owned(bucket, flat) if owned else flat
 
     def _run_pieces(
         self, args: Any, sizes: dict[int, int], pieces: list[tuple[int, int]]
