@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import importlib
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import torch
 
 from ..runtime.pytree import flatten
 from .base import TargetUnavailable
+from .conversions import data_dependent_sites
 from .inputs import make_inputs
 from .xla import import_torch_xla
 
@@ -57,23 +57,23 @@ def _defined_at(model: Any) -> str:
 def control_flow(
     name: str, model: Any, wrapper: torch.nn.Module, specs: list[dict[str, Any]]
 ) -> list[Finding]:
-    findings = []
-    example = make_inputs(specs, 0)
-    with warnings.catch_warnings(record=True) as caught, torch.no_grad():
-        warnings.simplefilter("always")
-        traced = torch.jit.trace(wrapper, example, check_trace=False)
-    for w in caught:
-        if issubclass(w.category, torch.jit.TracerWarning):
-            findings.append(
-                Finding(
-                    name,
-                    "control-flow",
-                    str(w.message).splitlines()[0],
-                    f"{w.filename}:{w.lineno}",
-                    "make the computation independent of tensor values (torch.where instead of if/else on a "
-                    "tensor), or compile one model per branch",
-                )
-            )
+    """Python values taken from tensors that depend on the input data (see :mod:`.conversions`), and a
+    traced graph that differs from eager on fresh inputs. A tracer warning alone is no finding: it also
+    fires for values that depend only on shapes, which are exact under the declared fixed shapes."""
+    traced, sites = data_dependent_sites(wrapper, specs)
+    findings = [
+        Finding(
+            name,
+            "control-flow",
+            f"Converting a tensor to a Python {site.kind} here depends on the input data "
+            f"({site.summary()}); the traced graph keeps the value it saw when tracing",
+            f"{site.site[0]}:{site.site[1]}"
+            + (f" (called from {site.caller[0]}:{site.caller[1]})" if site.caller else ""),
+            "make the computation independent of tensor values (torch.where instead of if/else on a "
+            "tensor), or compile one model per branch",
+        )
+        for site in sites
+    ]
     for seed in FRESH_SEEDS:
         inputs = make_inputs(specs, seed)
         with torch.no_grad():
@@ -90,7 +90,7 @@ def control_flow(
                     f"the traced graph differs from eager on fresh inputs (seed {seed}): tracing froze a "
                     "data-dependent branch or loop",
                     _defined_at(model),
-                    "remove data-dependent control flow; see the tracer warnings above for the lines",
+                    "remove data-dependent control flow; see the findings above for the lines",
                 )
             )
             break
@@ -103,23 +103,19 @@ def graph_checks(
     """Data-dependent shapes and dtype changes, read off ``torch.export``'s graph (fake tensors)."""
     try:
         exported = torch.export.export(wrapper, make_inputs(specs, 0), strict=False)
-    except Exception as exc:  # export is stricter than tracing: report data-dependence, skip the rest
-        text = str(exc)
-        if "data-dependent" in text or "data dependent" in text:
-            call = text.partition("The following call raised this error:")[2].strip().splitlines()
-            return [
-                Finding(
-                    name,
-                    "data-dependent",
-                    text.splitlines()[0],
-                    call[0].strip() if call else "unknown",
-                    "Neuron needs a fixed graph: avoid branching on tensor values and ops whose output size "
-                    "depends on values (nonzero, boolean masks, unique); use torch.where or fixed-size ops",
-                )
-            ]
+    except Exception as exc:  # export is stricter than tracing (a guard on an unbacked value fails it)
+        # Not a finding by itself: a guard on a value that is constant for the declared shapes (Swin's
+        # window sizes) is exact when traced, and a value that depends on the data is found by the
+        # conversion check. For the ``inductor`` target, the failing export is that target's build error.
         return [
             Finding(
-                name, "skipped", f"torch.export failed ({type(exc).__name__}); graph checks skipped", "-", "-"
+                name,
+                "skipped",
+                f"torch.export could not export the model ({type(exc).__name__}: {_first_line(exc)[:200]}); "
+                "the shape and dtype checks on its graph were skipped",
+                "-",
+                "the inductor target needs torch.export; leave it out for this model "
+                "(targets in its own table) if its build fails",
             )
         ]
     findings = []
@@ -292,8 +288,21 @@ def run_checks(
 
 
 def describe(findings: list[dict[str, str]]) -> str:
-    """Findings as text, one block each."""
-    return "\n".join(
-        f"- [{f['kind']}] {f['model']}: {f['message']}\n    where: {f['where']}\n    fix: {f['fix']}"
-        for f in findings
-    )
+    """Findings as text, grouped by model (in the order models first appear), one block per distinct
+    finding with a count when the same one was found more than once."""
+    counts: dict[tuple[str, str, str, str], int] = {}
+    for f in findings:
+        key = (f["model"], f["kind"], f["message"], f["where"])
+        counts[key] = counts.get(key, 0) + 1
+    fixes = {(f["model"], f["kind"], f["message"], f["where"]): f["fix"] for f in findings}
+    order = list(dict.fromkeys(model for model, *_ in counts))
+    blocks = []
+    for model in order:
+        for key, count in counts.items():
+            if key[0] == model:
+                _, kind, message, where = key
+                times = f" ({count} times)" if count > 1 else ""
+                blocks.append(
+                    f"- [{kind}] {model}: {message}{times}\n    where: {where}\n    fix: {fixes[key]}"
+                )
+    return "\n".join(blocks)

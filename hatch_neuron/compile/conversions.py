@@ -1,0 +1,188 @@
+"""Where a traced graph freezes a value: every tensor -> Python conversion, recorded with its value.
+
+``torch.jit.trace`` (and so ``torch_neuronx.trace``) runs the model once and keeps only tensor operations:
+a Python value taken from a tensor (``bool``, ``int``, ``float``, ``.item()``, ``.tolist()``,
+``__index__``, ``.numpy()``) becomes a constant of the graph. That is exact when the value depends only
+on shapes, dtypes or parameters (fixed for the declared inputs), and wrong when it depends on the input
+data. So the model is traced on several input sets of the declared shapes and dtypes whose *values*
+differ as much as they can (all-zero, all-one, large, negative, half and half, random; masks empty, full
+and half), with a :class:`~torch.overrides.TorchFunctionMode` recording each conversion's value per
+source line; a line whose values differ between the sets is a hazard. Tracing, not eager runs, because
+models take other paths under tracing (``torch.jit.is_tracing()``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import sysconfig
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.overrides import TorchFunctionMode
+
+from .inputs import TRACE_SEED, make_inputs
+
+#: Tensor methods that hand a value to Python, and what the value is called in a finding.
+CONVERSIONS = {
+    "__bool__": "boolean",
+    "__int__": "integer",
+    "__index__": "integer",
+    "__float__": "float",
+    "item": "number (.item())",
+    "tolist": "list (.tolist())",
+    "numpy": "NumPy array (.numpy())",
+    "__contains__": "boolean (`in`)",
+}
+
+_TORCH = str(Path(torch.__file__).resolve().parent)
+_OURS = str(Path(__file__).resolve().parents[1])
+#: The input sets, besides the build's own example inputs (their values are what differs).
+FILLS = ("zeros", "ones", "large", "negative", "half", "random")
+#: Seed of the ``random`` set (the build uses 0 and 1, the fresh-input comparison 2 and 3).
+RANDOM_SEED = 5
+
+Site = tuple[str, int]
+
+
+#: Where installed code lives: a site there (transformers, say) is also reported with the project's line.
+_INSTALLED = tuple(
+    {str(Path(sysconfig.get_paths()[key]).resolve()) for key in ("purelib", "platlib", "stdlib")}
+)
+
+
+def _sites() -> tuple[Site, Site | None]:
+    """The innermost frame that is neither torch nor hatch-neuron (the line that asked for the value), and
+    the innermost frame of the project's own code when that is another one (the call that reached it)."""
+    frame, site = sys._getframe(2), None
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if not name.startswith((_TORCH, _OURS, "<")):
+            here = (name, frame.f_lineno)
+            site = site or here
+            if not name.startswith(_INSTALLED):
+                return site, here if here != site else None
+        frame = frame.f_back
+    return site or ("unknown", 0), None
+
+
+def _comparable(value: Any) -> str:
+    """A value as a short string that is equal for equal values (NaN included)."""
+    if hasattr(value, "tobytes"):  # numpy
+        value = (getattr(value, "shape", None), str(getattr(value, "dtype", "")), value.tobytes())
+    text = repr(value)
+    return text if len(text) <= 80 else "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class ConversionRecorder(TorchFunctionMode):
+    """Records, per source line, the values of the tensor -> Python conversions made there, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: dict[Site, list[str]] = {}
+        self.kinds: dict[Site, str] = {}
+        self.callers: dict[Site, Site | None] = {}
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        result = func(*args, **(kwargs or {}))
+        kind = CONVERSIONS.get(getattr(func, "__name__", ""))
+        if kind is not None:
+            site, caller = _sites()
+            self.values.setdefault(site, []).append(_comparable(result))
+            self.kinds.setdefault(site, kind)
+            self.callers.setdefault(site, caller)
+        return result
+
+
+def _filled(spec: dict[str, Any], fill: str) -> torch.Tensor:
+    """One input of the declared shape and dtype whose values are all of one kind (``half``: the first
+    half of the last dimension at the top of the range, the rest at the bottom: a half-padded mask)."""
+    shape, dtype = spec["shape"], getattr(torch, spec["dtype"])
+    half = torch.arange(shape[-1]) < (shape[-1] + 1) // 2  # first half along the last dim
+    if dtype == torch.bool:
+        values = {"zeros": False, "ones": True, "large": True, "negative": False}
+        base = torch.full(shape, values.get(fill, False), dtype=torch.bool)
+        return half.expand(shape).clone() if fill == "half" else base
+    if not dtype.is_floating_point:
+        low, high = int(spec["low"]), int(spec["high"]) - 1  # inclusive
+        pick = {"zeros": low, "ones": min(low + 1, high), "large": high, "negative": low}
+        if fill == "half":
+            return torch.where(half, high, low).expand(shape).to(dtype).clone()
+        return torch.full(shape, pick[fill], dtype=dtype)
+    low, high = spec.get("low"), spec.get("high")
+    if low is not None and high is not None:
+        top = high - (high - low) * 1e-3
+        pick = {"zeros": min(max(0.0, low), top), "ones": min(max(1.0, low), top)}
+        pick |= {"large": top, "negative": low}
+        edges = (top, low)
+    else:
+        pick = {"zeros": 0.0, "ones": 1.0, "large": 1e4, "negative": -1e4}
+        edges = (1e4, 0.0)
+    if fill == "half":
+        return torch.where(half, *edges).expand(shape).to(dtype).clone()
+    return torch.full(shape, pick[fill]).to(dtype)
+
+
+def input_sets(specs: list[dict[str, Any]]) -> Iterator[tuple[str, tuple[torch.Tensor, ...]]]:
+    """(label, inputs): the build's example inputs first, then one set per :data:`FILLS`."""
+    yield "example inputs", make_inputs(specs, TRACE_SEED)
+    for fill in FILLS:
+        if fill == "random":
+            yield f"random (seed {RANDOM_SEED})", make_inputs(specs, RANDOM_SEED)
+        else:
+            yield fill, tuple(_filled(spec, fill) for spec in specs)
+
+
+@dataclass(frozen=True)
+class DataDependentSite:
+    """A source line whose tensor -> Python conversions gave different values on different input sets."""
+
+    site: Site
+    kind: str
+    #: Input-set label -> the values converted there, in order.
+    values: dict[str, list[str]]
+    #: The project's own line that called into it, when the site is in installed code.
+    caller: Site | None
+
+    def summary(self, limit: int = 160) -> str:
+        """``value (set, set), value (set)``, shortened to about ``limit`` characters."""
+        by_value: dict[str, list[str]] = {}
+        for label, values in self.values.items():
+            by_value.setdefault(", ".join(values) or "no conversion", []).append(label)
+        text = "; ".join(f"{value} with {', '.join(labels)}" for value, labels in by_value.items())
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def data_dependent_sites(
+    wrapper: torch.nn.Module, specs: list[dict[str, Any]]
+) -> tuple[Any, list[DataDependentSite]]:
+    """Trace ``wrapper`` on every input set; return the trace of the build's example inputs and the
+    source lines whose conversions gave different values on different sets.
+
+    A set the model refuses (an exception: extreme values can trip a model's own asserts) gives no
+    evidence and is left out; the example inputs must trace (the build traces on them too)."""
+    traced, runs = None, {}
+    for label, inputs in input_sets(specs):
+        recorder = ConversionRecorder()
+        try:
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")  # tracer warnings say nothing the values do not
+                with recorder:
+                    module = torch.jit.trace(wrapper, inputs, check_trace=False)
+        except Exception:
+            if traced is None:
+                raise
+            continue
+        traced = module if traced is None else traced
+        runs[label] = recorder
+    differing = []
+    for site in dict.fromkeys(s for recorder in runs.values() for s in recorder.values):
+        seen = {label: recorder.values.get(site, []) for label, recorder in runs.items()}
+        if len({repr(v) for v in seen.values()}) > 1:
+            first = next(r for r in runs.values() if site in r.kinds)
+            differing.append(DataDependentSite(site, first.kinds[site], seen, first.callers[site]))
+    return traced, differing
