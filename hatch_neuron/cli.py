@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_check(project: Path, models: list[str] | None) -> int:
-    from .compile.checks import describe
+    from .compile.findings import describe
     from .compile.runner import CompileError
     from .config import ConfigError, read_pyproject
     from .package import pipeline

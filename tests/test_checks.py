@@ -193,6 +193,11 @@ def test_build_fails_on_findings_unless_warn(project: Path, tmp_path: Path) -> N
     text = result.stdout + result.stderr
     assert result.returncode != 0 and not list((tmp_path / "dist").glob("*.whl"))
     assert "model 'branchy': the pre-flight checks found" in text and '(check = "warn"' in text
+    # every model's findings in one build, not just the first model's
+    assert "the pre-flight checks found problems in 6 model(s)" in text, text[-5000:]
+    for model in ("nonzero", "widen", "center", "large", "masked"):
+        assert f"model {model!r}: the pre-flight checks found" in text
+    assert "model 'fine': the pre-flight" not in text and "model 'shape_only': the pre-flight" not in text
     warn_toml = TOML.replace('targets = ["cpu"]', 'targets = ["cpu"]\n    check = "warn"', 1)
     warn_toml = warn_toml.replace(
         'factory = "demo_pkg.nets:make_branchy"', 'factory = "demo_pkg.nets:make_fine"'

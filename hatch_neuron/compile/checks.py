@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import importlib
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,23 +17,12 @@ import torch
 from ..runtime.pytree import flatten
 from .base import TargetUnavailable
 from .conversions import data_dependent_sites
+from .findings import Finding
 from .inputs import make_inputs
 from .xla import import_torch_xla
 
 #: Seeds of the fresh inputs that traced-vs-eager comparisons use (not the build's 0 and 1).
 FRESH_SEEDS = (2, 3)
-
-
-@dataclass(frozen=True)
-class Finding:
-    model: str
-    kind: str  # control-flow | data-dependent-shape | dtype | operator-support | batch-dependence | skipped
-    message: str
-    where: str
-    fix: str
-
-    def as_dict(self) -> dict[str, str]:
-        return asdict(self)
 
 
 _OURS = str(Path(__file__).resolve().parents[1])
@@ -184,7 +172,16 @@ def operator_support(
     name: str, model: Any, wrapper: torch.nn.Module, specs: list[dict[str, Any]]
 ) -> list[Finding]:
     """Lower the model through torch-xla (the path ``torch_neuronx.trace`` takes) and report the ops that
-    have no lowering: torch-xla runs those on the CPU, neuronx-cc cannot compile them."""
+    have no lowering and that input data flows into: torch-xla runs those on the CPU, which cuts the graph,
+    and neuronx-cc cannot compile them.
+
+    An op without a lowering that computes on parameters and constants only (weight norm on a conv weight,
+    as in Wav2Vec2) is dropped, not reported, not even as a ``skipped`` note: torch-xla runs it on the CPU
+    once and its result enters the HLO as one more parameter, like a weight (the HLO of the outputs keeps
+    the model's inputs as parameters and holds no trace of the op), so ``torch_neuronx.trace`` folds it into
+    the compiled model's constants; it is not a problem, and a note on every such model would be noise.
+    Which ops are fed by input is read off ``torch.export``'s graph (see :func:`_op_line`); where export
+    fails or the op matches no node there, the op is reported (conservative)."""
     try:
         torch_xla = import_torch_xla()
     except TargetUnavailable as exc:
@@ -217,16 +214,19 @@ def operator_support(
     fallbacks = sorted(
         n for n in metrics.counter_names() if n.startswith("aten::") and n not in CPU_ON_PURPOSE
     )
+    graphs = _input_fed_graphs(wrapper, specs) if fallbacks else []
+    wheres = {op: _op_line(model, graphs, op) for op in fallbacks}
     return [
         Finding(
             name,
             "operator-support",
             f"{op} has no XLA lowering: torch-xla ran it on the CPU, and neuronx-cc cannot compile it",
-            _op_line(model, wrapper, specs, op),
+            where,
             "replace it with supported operations (see the Neuron PyTorch operator list), or run it outside "
             "the compiled model",
         )
-        for op in fallbacks
+        for op, where in wheres.items()
+        if where is not None
     ]
 
 
@@ -238,17 +238,58 @@ def _first_line(exc: Exception) -> str:
 CPU_ON_PURPOSE = {"aten::_local_scalar_dense", "aten::_to_copy", "aten::_copy_from"}
 
 
-def _op_line(model: Any, wrapper: torch.nn.Module, specs: list[dict[str, Any]], op: str) -> str:
-    """Where the user's code calls ``op`` (a torch-xla counter name such as ``aten::median.dim_values``)."""
+def _op_line(model: Any, graphs: list[tuple[torch.fx.Graph, set[torch.fx.Node]]], op: str) -> str | None:
+    """Where the user's code calls ``op`` (a torch-xla counter name such as ``aten::median.dim_values``,
+    matched to graph nodes by name, overload aside) on data that the model's inputs flow into; ``None``
+    when every node of that name computes on parameters and constants only; the model's definition when
+    no node matches (export failed, or the op reached torch-xla under another name)."""
     base = op.removeprefix("aten::").split(".")[0]
+    matched = False
+    for graph, fed in graphs:
+        for node in graph.nodes:
+            if node.op == "call_function" and str(node.target).split(".")[1:2] == [base]:
+                if node in fed:
+                    return _line(node.meta.get("stack_trace"), _defined_at(model))
+                matched = True
+    return None if matched else _defined_at(model)
+
+
+def _input_fed_graphs(
+    wrapper: torch.nn.Module, specs: list[dict[str, Any]]
+) -> list[tuple[torch.fx.Graph, set[torch.fx.Node]]]:
+    """``torch.export``'s graph of the model, as exported and with its CompositeImplicitAutograd ops
+    decomposed (torch-xla counts ops after that decomposition: ``_weight_norm`` reaches it as
+    ``_weight_norm_interface``), each with the set of its nodes that a user input flows into (a node is
+    fed when one of its inputs is a user-input placeholder or a fed node; parameters, buffers and
+    constants are not). Empty when export fails."""
     try:
         exported = torch.export.export(wrapper, make_inputs(specs, 0), strict=False)
     except Exception:
-        return _defined_at(model)
-    for node in exported.graph.nodes:
-        if node.op == "call_function" and str(node.target).split(".")[1:2] == [base]:
-            return _line(node.meta.get("stack_trace"), _defined_at(model))
-    return _defined_at(model)
+        return []
+    programs = [exported]
+    try:
+        table = torch.export.default_decompositions()
+        composite = {op: fn for op, fn in table.items() if _composite_implicit(op)}
+        programs.append(exported.run_decompositions(composite))
+    except Exception:  # the exported graph alone: ops it cannot match are reported
+        pass
+    graphs = []
+    for program in programs:
+        user_inputs = set(program.graph_signature.user_inputs)
+        fed: set[torch.fx.Node] = set()
+        for node in program.graph.nodes:  # topological order
+            if (node.op == "placeholder" and node.name in user_inputs) or any(
+                a in fed for a in node.all_input_nodes
+            ):
+                fed.add(node)
+        graphs.append((program.graph, fed))
+    return graphs
+
+
+def _composite_implicit(op: Any) -> bool:
+    return isinstance(op, torch._ops.OpOverload) and torch._C._dispatch_has_kernel_for_dispatch_key(
+        op.name(), "CompositeImplicitAutograd"
+    )
 
 
 def batch_dependence(name: str, model: Any, specs: list[dict[str, Any]], batch: int) -> list[Finding]:
@@ -285,24 +326,3 @@ def run_checks(
     if batched:
         findings += batch_dependence(name, model, specs, specs[0]["shape"][0])
     return [f.as_dict() for f in findings]
-
-
-def describe(findings: list[dict[str, str]]) -> str:
-    """Findings as text, grouped by model (in the order models first appear), one block per distinct
-    finding with a count when the same one was found more than once."""
-    counts: dict[tuple[str, str, str, str], int] = {}
-    for f in findings:
-        key = (f["model"], f["kind"], f["message"], f["where"])
-        counts[key] = counts.get(key, 0) + 1
-    fixes = {(f["model"], f["kind"], f["message"], f["where"]): f["fix"] for f in findings}
-    order = list(dict.fromkeys(model for model, *_ in counts))
-    blocks = []
-    for model in order:
-        for key, count in counts.items():
-            if key[0] == model:
-                _, kind, message, where = key
-                times = f" ({count} times)" if count > 1 else ""
-                blocks.append(
-                    f"- [{kind}] {model}: {message}{times}\n    where: {where}\n    fix: {fixes[key]}"
-                )
-    return "\n".join(blocks)

@@ -13,6 +13,7 @@ once the others are stopped. Results are assembled in the plan's order, whatever
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.metadata
 import os
@@ -34,6 +35,7 @@ from ..cache.store import fault_message, sha256_file
 from ..config import NeuronSettings
 from ..plan import BuildPlan, ModelPlan
 from . import get_target
+from .findings import check_failure
 from .output_dims import OutputDimsError, output_dims
 from .runner import CompileError, Worker, WorkerTask, model_request, target_options
 
@@ -161,6 +163,8 @@ class Scheduler:
             "remote": remote_settings(settings),
         }
         self.counts = {"compiled": 0, "cached": 0, "remote": 0}
+        #: Model -> findings, for the models whose checks failed the build (``check = "error"``).
+        self.check_failures: dict[str, list[dict[str, str]]] = {}
 
     # -- direct cache ------------------------------------------------------------------------------------
 
@@ -285,6 +289,8 @@ class Scheduler:
         """A job for an idle slot: the last job not yet taken of the running model with the most left.
         Its prepare worker goes through the jobs from the first; the per-key lock settles who compiles a
         job both reach."""
+        if self.check_failures:
+            return None  # the build fails: compile nothing more
         best, best_left = None, 0
         for worker in running:
             build = builds[worker.task.model.name]
@@ -328,6 +334,11 @@ class Scheduler:
         with tempfile.TemporaryDirectory(prefix="hatch-neuron-jobs-") as private:
             cache_dir = self.cache.root if self.cache is not None else Path(private)
             self._run_workers(queue, builds, results, cache_dir)
+        if self.check_failures:
+            failures = {
+                m.name: self.check_failures[m.name] for m in self.plan.models if m.name in self.check_failures
+            }
+            raise CompileError(check_failure(failures))
         self.log(
             f"{self.counts['compiled']} artifact(s) compiled, {self.counts['cached']} from the cache, "
             + (f"{self.counts['remote']} from the remote cache, " if self.request_extra["remote"] else "")
@@ -352,6 +363,8 @@ class Scheduler:
                     task = queue.popleft() if queue else self._steal(builds, running)
                     if task is None:
                         break
+                    if self.check_failures:  # the build fails: the other models only get their checks
+                        task = dataclasses.replace(task, jobs=())
                     running.append(self._start(task, cache_dir))
                 finished = [w for w in running if w.done()]
                 if not finished:
@@ -381,11 +394,15 @@ class Scheduler:
         if result.get("cache_fault"):
             self._cache_fault(result["cache_fault"])
         self._report(build, [s for s in build.stems if s in build.artifacts and s not in before])
+        if result.get("check_failed"):
+            self.check_failures[build.model.name] = result["findings"]
         if worker.task.mode == "prepare":
             build.prepared = True
             for other in [w for w in running if w.task.model is build.model]:
                 other.kill()  # the prepare worker has every artifact: a second worker would only repeat one
                 running.remove(other)
+        if self.check_failures:
+            return  # nothing is assembled: the build fails once every model's checks have run
         if build.prepared and not any(w.task.model is build.model for w in running):
             results[build.model.name] = build.assemble()
             if self.cache is not None and self.plan.settings.cache == "on":

@@ -32,7 +32,7 @@ from ..cache.store import sha256_file
 from ..runtime.pytree import flatten
 from ..runtime.targets import load_artifact
 from . import CompileTarget, TargetOptions, get_target
-from .checks import describe, run_checks
+from .checks import run_checks
 from .inputs import CHECK_SEED, TRACE_SEED, make_inputs
 from .verify import MismatchError, compare
 
@@ -385,14 +385,11 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         findings = run_checks(
             session.name, session.model, session.wrapper, request["inputs"], request["batched"]
         )
-        problems = [f for f in findings if f["kind"] != "skipped"]
-        if problems and request["check"] == "error":
-            raise ModelError(
-                f"the pre-flight checks found {len(problems)} problem(s) that would make "
-                f"torch_neuronx.trace fail or give wrong results:\n{describe(problems)}\n"
-                '(check = "warn" in [tool.neuron] downgrades them to warnings)'
-            )
         result["findings"] = findings
+        if request["check"] == "error" and any(f["kind"] != "skipped" for f in findings):
+            # nothing to compile: the scheduler fails the build once every model's checks have run
+            result["check_failed"] = True
+            jobs = []
     if jobs:
         remote_settings = RemoteSettings(**request["remote"]) if request.get("remote") else None
         caches = (LocalCache(Path(request["cache_dir"])), RemoteLayer(remote_settings, events.append))
