@@ -284,6 +284,12 @@ def _render_report(report: dict[str, Any]) -> list[str]:
     )
     for name, model in report["models"].items():
         lines.append(f"  model {name}  ({model['factory']})")
+        if "targets" in model:  # manifests before per-model settings lack these
+            lines.append(
+                f"    targets: {', '.join(model['targets'])}   compiler args: "
+                f"{' '.join(model['compiler_args']) or '-'}   check: {model['check']}   "
+                f"timeout: {model['timeout']:g} s"
+            )
         lines += [f"    input {i}: {_spec(s)}" for i, s in enumerate(model["inputs"])]
         lines += [f"    output {i}: {_spec(s)}" for i, s in enumerate(model["outputs"]["specs"])]
         buckets = model.get("buckets") or {}

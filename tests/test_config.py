@@ -101,8 +101,8 @@ ERROR_CASES = [
         with_model(fatcory="pkg:make"),
         f"{ENC}.fatcory",
         [
-            "unknown key; allowed: atol, batch-buckets, buckets, dynamic-batch, factory, inputs, "
-            "output-dims, pad-value, rtol"
+            "unknown key; allowed: atol, batch-buckets, buckets, check, compiler-args, dynamic-batch, "
+            "factory, inputs, output-dims, pad-value, rtol, targets, timeout"
         ],
         "did you mean 'factory'?",
         id="unknown-model-fatcory",
@@ -914,3 +914,44 @@ def test_remote_cache_settings_and_overrides() -> None:
     assert "tool.neuron.remote-cache-timeout" in str(error(minimal(**{"remote-cache-timeout": 0})))
     assert "HATCH_NEURON_REMOTE_CACHE_MODE" in str(error(minimal(), {"HATCH_NEURON_REMOTE_CACHE_MODE": "rw"}))
     assert "HATCH_NEURON_REMOTE_CACHE" in str(error(minimal(), {"HATCH_NEURON_REMOTE_CACHE": "not-a-url"}))
+
+
+def test_model_overrides() -> None:
+    """targets, compiler-args, check and timeout in a model's table replace the project's for that model."""
+    table = minimal(targets=["neuron", "inductor"], compiler_args=["--optlevel", "2"])
+    table["models"]["swin"] = {
+        **table["models"]["enc"],
+        "targets": ["cpu"],
+        "compiler-args": ["--model-type", "transformer"],
+        "check": "warn",
+        "timeout": 60,
+    }
+    settings = settings_from_table(table, {})
+    swin, enc = settings.models["swin"], settings.models["enc"]
+    assert (swin.targets, swin.compiler_args, swin.check, swin.timeout) == (
+        ["cpu"],
+        ["--model-type", "transformer"],
+        "warn",
+        60.0,
+    )
+    assert (enc.targets, enc.compiler_args, enc.check, enc.timeout) == (None, None, None, None)
+    overridden = settings_from_table(table, {"HATCH_NEURON_TARGETS": "cpu", "HATCH_NEURON_TIMEOUT": "5"})
+    assert overridden.targets == ["cpu"] and overridden.models["swin"].targets is None
+    assert overridden.timeout == 5.0 and overridden.models["swin"].timeout is None
+
+
+@pytest.mark.parametrize(
+    ("override", "path", "fragment"),
+    [
+        ({"targets": []}, "targets", "list at least one target"),
+        ({"targets": ["cpu", "cpu"]}, "targets", "a target is listed twice"),
+        ({"targets": ["gpu"]}, "targets[0]", "'gpu' is not allowed; allowed: neuron, xla, inductor, cpu"),
+        ({"check": "strict"}, "check", "allowed: error, warn, off"),
+        ({"timeout": 0}, "timeout", "must be > 0 seconds"),
+        ({"compiler-args": "--optlevel 2"}, "compiler-args", "expected an array"),
+    ],
+)
+def test_bad_model_overrides(override: dict[str, Any], path: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        settings_from_table(with_model(**override), {})
+    assert info.value.path == f"{ENC}.{path}" and fragment in str(info.value)

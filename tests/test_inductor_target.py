@@ -118,3 +118,43 @@ def test_cuda_inductor_matches_eager(tmp_path: Path) -> None:
         site,
     )
     assert on_gpu.returncode == 0
+
+
+UNEXPORTABLE = """
+    import torch
+
+    class Window(torch.nn.Module):
+        def forward(self, x):
+            size = int(x.abs().sum() * 0 + 2)  # a value torch.export cannot prove, constant in fact
+            return x[:, :size] * 2
+
+    def make():
+        return Window()
+"""
+
+
+def test_export_failure_is_the_inductor_targets_error_and_a_model_can_skip_it(tmp_path: Path) -> None:
+    """Like Swin: torch.export fails although the TorchScript trace is exact. The check finds nothing
+    (the value is the same for every input), the ``inductor`` job fails the build with torch's message and
+    the model's line, and the model's own ``targets`` leave inductor out."""
+    toml = TOML.replace('factory = "demo_pkg.nets:make"', 'factory = "demo_pkg.nets:make"', 1)
+    toml = toml.replace(
+        "inputs = [{ shape = [4, 16] }]\n    dynamic-batch = true", "inputs = [{ shape = [1, 4] }]"
+    )
+    project = make_project(tmp_path / "proj", UNEXPORTABLE, toml)
+    failed = pip_wheel(project, tmp_path / "out", check=False)
+    text = failed.stdout + failed.stderr
+    assert failed.returncode != 0 and not list((tmp_path / "out").glob("*.whl"))
+    assert "target inductor: torch.export cannot export this model (GuardOnDataDependentSymNode" in text
+    assert 'nets.py", line 6' in text and "own targets = [...]" in text, text[-3000:]
+    assert "pre-flight checks found" not in text
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + '    targets = ["cpu"]\n')
+    pip_wheel(project, tmp_path / "out2")
+    site = install(single_wheel(tmp_path / "out2"), tmp_path / "site")
+    diff = run_json(
+        "import json, torch\nfrom demo_pkg import compiled, nets\nx = torch.randn(1, 4) * 100\n"
+        "print(json.dumps((compiled.mlp(x) - nets.make()(x)).abs().max().item()))",
+        site,
+    )
+    assert diff == 0.0

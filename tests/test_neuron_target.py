@@ -168,3 +168,63 @@ def test_neuron_only_wheel(tmp_path: Path) -> None:
         DOUBLES,
     )
     assert ok == {"target": "neuron", "diff": ok["diff"]} and ok["diff"] < 1e-6
+
+
+def test_per_model_targets_and_compiler_args(tmp_path: Path) -> None:
+    """A model's own ``targets`` and ``compiler-args`` replace the project's for it: ``net`` builds for
+    neuron (the TEST DOUBLE) and cpu with its own flags, ``plain`` for cpu only. The manifest records
+    each model's values, ``inspect`` shows them, and each model picks its target from its own list."""
+    nets = NETS + "\n    def make_plain():\n        return torch.nn.Linear(4, 2).eval()\n"
+    toml = """
+        [tool.neuron]
+        targets = ["cpu"]
+        compiler-args = ["--optlevel", "2"]
+        neuron-target = "inf2"
+
+        [tool.neuron.models.net]
+        factory = "demo_pkg.nets:make_net"
+        inputs = [{ shape = [1, 1, 4, 4] }]
+        targets = ["neuron", "cpu"]
+        compiler-args = ["--model-type", "unet-inference"]
+        timeout = 600
+
+        [tool.neuron.models.plain]
+        factory = "demo_pkg.nets:make_plain"
+        inputs = [{ shape = [1, 4] }]
+        check = "off"
+    """
+    project = make_project(tmp_path / "proj", nets, toml)
+    log = tmp_path / "calls.jsonl"
+    pip_wheel(project, tmp_path / "out", env=double_env(log))
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    [trace] = [c for c in calls if c["call"] == "trace"]
+    assert trace["compiler_args"] == ["--model-type", "unet-inference", "--target", "inf2"]
+    wheel = single_wheel(tmp_path / "out")
+    with zipfile.ZipFile(wheel) as archive:
+        manifest = json.loads(archive.read("demo_pkg/_hatch_neuron/manifest.json"))
+    assert manifest["targets"] == ["cpu", "neuron"]
+    net, plain = manifest["models"]["net"], manifest["models"]["plain"]
+    assert (net["targets"], net["compiler_args"], net["check"], net["timeout"]) == (
+        ["neuron", "cpu"],
+        ["--model-type", "unet-inference"],
+        "error",
+        600.0,
+    )
+    assert (plain["targets"], plain["compiler_args"], plain["check"]) == (["cpu"], ["--optlevel", "2"], "off")
+    assert sorted(net["artifacts"]) == ["cpu", "neuron"] and sorted(plain["artifacts"]) == ["cpu"]
+    inspect = run([Path(sys.executable).parent / "hatch-neuron", "inspect", wheel]).stdout
+    assert "targets: neuron, cpu   compiler args: --model-type unet-inference   check: error" in inspect
+    site = install(wheel, tmp_path / "site")
+    picked = run_json(
+        "import json\nfrom demo_pkg import compiled\n"
+        "print(json.dumps({n: getattr(compiled, n).target for n in ('net', 'plain')}))",
+        site,
+    )
+    assert picked == {"net": "cpu", "plain": "cpu"}  # no Neuron device here: net skips to cpu
+    forced = run_python(
+        "from hatch_neuron.runtime import load\nload('demo_pkg', 'plain')",
+        site,
+        env=clean_env(HATCH_NEURON_TARGET="neuron"),
+        check=False,
+    )
+    assert "model 'plain' of package 'demo_pkg' has no 'neuron' artifacts" in forced.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import traceback
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,19 @@ from .reproducible import torchscript_bytes
 
 class TargetUnavailable(RuntimeError):
     """The build host lacks what a target needs; the message says what to install."""
+
+
+class CannotCompile(RuntimeError):
+    """A target cannot compile this model (for ``inductor``: ``torch.export`` fails on it); the message
+    says why and where, so it is reported without hatch-neuron's traceback."""
+
+
+def user_frame(exc: BaseException) -> str | None:
+    """``File "...", line N`` of the innermost frame of ``exc``'s traceback outside torch and hatch-neuron:
+    the model's own line that a failure came from."""
+    skip = (str(Path(torch.__file__).resolve().parent), str(Path(__file__).resolve().parents[1]))
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(skip)]
+    return f'File "{frames[-1].filename}", line {frames[-1].lineno}' if frames else None
 
 
 @dataclass

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from ..runtime.targets import INDUCTOR_ISA
-from .base import Compiled, CompileTarget, TargetOptions, TargetUnavailable
+from .base import CannotCompile, Compiled, CompileTarget, TargetOptions, TargetUnavailable, user_frame
 from .info import TARGET_INFO
 
 MARCH = {"x86_64": "x86-64-v3"}
@@ -64,7 +64,17 @@ class InductorTarget(CompileTarget):
             example_inputs = tuple(t.cuda() for t in example_inputs)
             details["cuda_capability"] = "{}.{}".format(*torch.cuda.get_device_capability())
             details["gpu"] = torch.cuda.get_device_name()
-        exported = torch.export.export(module, example_inputs, strict=False)
+        try:
+            exported = torch.export.export(module, example_inputs, strict=False)
+        except Exception as exc:
+            where = user_frame(exc)
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise CannotCompile(
+                f"target inductor: torch.export cannot export this model ({type(exc).__name__}: {first})"
+                + (f", at {where}" if where else "")
+                + ". AOTInductor needs an exported graph; the TorchScript targets (cpu, neuron) trace the "
+                "model instead: leave inductor out for this model with its own targets = [...]"
+            ) from exc
         package = workdir / "model.pt2"
         torch._inductor.aoti_compile_and_package(
             exported,

@@ -38,7 +38,7 @@ class CompileError(RuntimeError):
 def target_options(settings: NeuronSettings, model: ModelPlan | None = None) -> TargetOptions:
     """What the targets read of the settings (for ``model``'s jobs, or for pre-flight without one)."""
     return TargetOptions(
-        settings.compiler_args,
+        list(settings.compiler_args if model is None else model.compiler_args),
         settings.neuron_target,
         dynamic_batch=model is not None and model.settings.dynamic_batch and len(model.buckets()) == 1,
         inductor_device=settings.inductor_device,
@@ -215,7 +215,6 @@ class Worker:
     def __init__(self, task: WorkerTask, out_dir: Path, request_extra: dict[str, Any]) -> None:
         self.task = task
         self.out_dir = out_dir
-        settings = task.plan.settings
         self._tmp = tempfile.TemporaryDirectory(prefix=f"hatch-neuron-{task.model.name}-")
         tmp = Path(self._tmp.name)
         self.result_file = tmp / "result.json"
@@ -234,7 +233,7 @@ class Worker:
         (tmp / "request.json").write_text(json.dumps(request))
         command = [sys.executable, "-c", BOOTSTRAP, str(HATCH_NEURON_HOME), str(tmp / "request.json")]
         self.started = time.monotonic()
-        self.deadline = self.started + settings.timeout
+        self.deadline = self.started + task.model.timeout
         self.token_variable = WORKER_TOKEN_PREFIX + uuid.uuid4().hex
         env = {**os.environ, self.token_variable: str(os.getpid())}
         with self.log_file.open("w") as log:
@@ -263,12 +262,13 @@ class Worker:
         timed_out = self.process.poll() is None
         self._end_group()
         output = read_tail(self.log_file)
-        name, timeout = self.task.model.name, self.task.plan.settings.timeout
+        name, timeout = self.task.model.name, self.task.model.timeout
         try:
             if timed_out:
                 raise CompileError(
                     f"model {name!r}: {self.task.label} took longer than {timeout:g} s and was stopped "
-                    "(raise tool.neuron.timeout or HATCH_NEURON_TIMEOUT if the compile is just slow). "
+                    f"(raise timeout in [tool.neuron] or [tool.neuron.models.{name}], or "
+                    "HATCH_NEURON_TIMEOUT, if the compile is just slow). "
                     f"Last output:\n{_tail(output)}"
                 )
             if not self.result_file.exists():

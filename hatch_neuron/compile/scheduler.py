@@ -184,7 +184,7 @@ class Scheduler:
             **model_request(self.plan, model),
             "settings": asdict(model.settings),
             "stems": [job.stem for job in model.jobs],
-            "check": self.plan.settings.check,
+            "check": model.check,
             "record": DIRECT_RECORD_FORMAT,
         }
         return direct_key(request, self._environment)
@@ -326,9 +326,9 @@ class Scheduler:
                     results[model.name] = {k: v for k, v in hit.items() if k != "artifacts_by_stem"}
                     continue
             builds[model.name] = ModelBuild(model)
-            queue.append(WorkerTask(self.plan, model, "prepare", model.jobs, check=self.plan.settings.check))
+            queue.append(WorkerTask(self.plan, model, "prepare", model.jobs, check=model.check))
         if queue:  # something to build: a missing toolchain fails here, before any model is imported
-            for target in self.plan.settings.targets:
+            for target in dict.fromkeys(job.target for task in queue for job in task.jobs):
                 get_target(target).preflight(target_options(self.plan.settings))
         # with the cache off, workers still coordinate (locks, sharing a job's result) through a private one
         with tempfile.TemporaryDirectory(prefix="hatch-neuron-jobs-") as private:

@@ -17,6 +17,7 @@ import sys
 import time
 import traceback
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from ..cache.store import sha256_file
 from ..runtime.pytree import flatten
 from ..runtime.targets import load_artifact
 from . import CompileTarget, TargetOptions, get_target
+from .base import CannotCompile
 from .checks import run_checks
 from .inputs import CHECK_SEED, TRACE_SEED, make_inputs
 from .verify import MismatchError, compare
@@ -221,11 +223,12 @@ def compile_job(session: ModelSession, job: dict[str, Any], options: TargetOptio
     with warnings.catch_warnings(record=True) as caught, torch.no_grad():
         warnings.simplefilter("always")
         compiled = target.compile(session.wrapper, example, workdir, options)
-    found = [
+    counts = Counter(
         f"{job['target']}: {_format_warning(w)}"
         for w in caught
         if issubclass(w.category, torch.jit.TracerWarning)
-    ]
+    )
+    found = [text + (f" ({count} times)" if count > 1 else "") for text, count in counts.items()]
     _save_atomically(path, functools.partial(target.save, compiled))
     for suffix, source in compiled.companions.items():
         _save_atomically(companion_paths[suffix], functools.partial(shutil.copyfile, source))
@@ -424,7 +427,7 @@ def main(argv: list[str]) -> int:
     sys.path[:0] = request["sys_path"]
     try:
         result = run(request)
-    except ModelError as exc:
+    except (ModelError, CannotCompile) as exc:
         result = {"ok": False, "error": str(exc)}
     except MismatchError as exc:
         result = {"ok": False, "error": str(exc)}

@@ -41,6 +41,15 @@ _FACTORY = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\
 _DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 
+def check_targets(targets: list[str] | None, path: str) -> None:
+    if targets is None:
+        return
+    if not targets:
+        raise ConfigError(path, f"list at least one target; allowed: {', '.join(TARGETS)}")
+    if len(set(targets)) != len(targets):
+        raise ConfigError(path, f"a target is listed twice: {targets}")
+
+
 def fold_name(name: str) -> str:
     """A name as Python compares identifiers (NFKC), case-folded: two names equal here collide."""
     return unicodedata.normalize("NFKC", name).casefold()
@@ -168,9 +177,28 @@ class ModelSettings:
     dimension that each of its dimensions follows, or -1, e.g. ``{ 0 = [0, 1, -1] }``. By default an output
     dimension follows a bucketed dimension when its size equals the bucket size in every artifact."""
 
+    targets: list[Literal[TARGETS]] | None = None  # type: ignore[valid-type]
+    """This model's compile targets, in order of preference at load time, instead of the top-level
+    ``targets``: for example ``["cpu"]`` for a model that ``torch.export`` cannot export (no ``inductor``).
+    ``HATCH_NEURON_TARGETS`` replaces this too."""
+
+    compiler_args: list[str] | None = None
+    """neuronx-cc arguments for this model instead of the top-level ``compiler-args`` (Stable Diffusion's
+    text encoder, UNet and VAE decoder are compiled with different flags)."""
+
+    check: Literal["error", "warn", "off"] | None = None
+    """The pre-flight checks for this model instead of the top-level ``check``."""
+
+    timeout: float | None = None
+    """Seconds one worker process of this model may take, instead of the top-level ``timeout``.
+    ``HATCH_NEURON_TIMEOUT`` replaces this too."""
+
     def validate(self, path: str) -> None:
         if not self.inputs:
             raise ConfigError(f"{path}.inputs", "a model needs at least one input")
+        check_targets(self.targets, f"{path}.targets")
+        if self.timeout is not None and self.timeout <= 0:
+            raise ConfigError(f"{path}.timeout", f"must be > 0 seconds, got {self.timeout}")
         for name in ("rtol", "atol"):
             value = getattr(self, name)
             if value is not None and value < 0:
@@ -338,10 +366,7 @@ class NeuronSettings:
             raise ConfigError(
                 f"{path}.models", "declare at least one model, e.g. [tool.neuron.models.encoder]"
             )
-        if not self.targets:
-            raise ConfigError(f"{path}.targets", f"list at least one target; allowed: {', '.join(TARGETS)}")
-        if len(set(self.targets)) != len(self.targets):
-            raise ConfigError(f"{path}.targets", f"a target is listed twice: {self.targets}")
+        check_targets(self.targets, f"{path}.targets")
         if self.replicas < 1:
             raise ConfigError(f"{path}.replicas", f"must be >= 1, got {self.replicas}")
         if self.jobs is not None and self.jobs < 1:

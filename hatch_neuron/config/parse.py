@@ -186,6 +186,10 @@ def _env_overrides(settings: NeuronSettings, environ: Mapping[str, str]) -> Neur
                 "HATCH_NEURON_REMOTE_CACHE_MODE", f"expected read-write, read-only or off, got {mode_env!r}"
             )
         changes["remote_cache_mode"] = mode_env
+    # the build-wide variables replace the models' own values too (HATCH_NEURON_TARGETS=cpu: all of it)
+    per_model = {key: None for key in ("targets", "timeout") if key in changes}
+    if per_model:
+        changes["models"] = {n: dataclasses.replace(m, **per_model) for n, m in settings.models.items()}
     return dataclasses.replace(settings, **changes) if changes else settings
 
 

@@ -252,6 +252,11 @@ def build(
             "buckets": {str(dim): sizes for dim, sizes in model.settings.bucket_axes().items()},
             "dynamic_batch": model.settings.dynamic_batch,
             "pad_value": model.settings.pad_value,
+            # the model's own values where it sets them, else the project's
+            "targets": list(model.targets),
+            "compiler_args": list(model.compiler_args),
+            "check": model.check,
+            "timeout": model.timeout,
             "artifacts": artifacts,
         }
     for message, names in skipped_checks.items():
@@ -261,7 +266,7 @@ def build(
         "package": plan.package,
         "module": settings.module,
         "load": settings.load,
-        "targets": list(settings.targets),
+        "targets": plan.targets,
         "compiler_args": list(settings.compiler_args),
         "neuron_target": settings.neuron_target,
         "placement": settings.placement
@@ -296,12 +301,12 @@ def build(
         files[f"{base}/__init__.py"] = str(init)
         files[f"{base}.pth"] = str(pth)
 
-    platform_specific = any(TARGET_INFO[t].platform_specific for t in settings.targets)
+    platform_specific = any(TARGET_INFO[t].platform_specific for t in plan.targets)
     # native code needs the exact torch it was compiled against; TorchScript needs the release line
     torch = built_with["torch"]
     torch_pin = f"torch=={Version(torch).public}" if platform_specific else release_line("torch", torch)
     requirements = [f"hatch-neuron>={__version__}", torch_pin]
-    if settings.targets == ["neuron"] and built_with.get("torch-neuronx"):
+    if plan.targets == ["neuron"] and built_with.get("torch-neuronx"):
         requirements.append(release_line("torch-neuronx", built_with["torch-neuronx"]))
     return BuildResult(files, requirements, manifest, platform_specific)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass
@@ -31,9 +32,16 @@ class CompileJob:
 
 @dataclass(frozen=True)
 class ModelPlan:
+    """One model: its settings, the values it takes from the project's (its own where it sets them), and
+    its compile jobs."""
+
     name: str
     settings: ModelSettings
     jobs: tuple[CompileJob, ...]
+    targets: tuple[str, ...] = ()
+    compiler_args: tuple[str, ...] = ()
+    check: str = "error"
+    timeout: float = 3600.0
 
     def buckets(self) -> list[Bucket]:
         """Every combination of the bucketed dimensions' sizes (one ``()`` when nothing is bucketed)."""
@@ -68,6 +76,12 @@ class BuildPlan:
     def jobs(self) -> list[CompileJob]:
         return [job for model in self.models for job in model.jobs]
 
+    @property
+    def targets(self) -> list[str]:
+        """Every target some model is compiled for: the project's order first, then the models' own."""
+        listed = [*self.settings.targets, *(t for model in self.models for t in model.targets)]
+        return [t for t in dict.fromkeys(listed) if any(t in model.targets for model in self.models)]
+
 
 #: Above these a build warns: every bucket combination is one compile (minutes to an hour on Neuron),
 #: and every example input is made in memory several times (trace, checks, verification).
@@ -84,7 +98,7 @@ def plan_warnings(plan: BuildPlan) -> list[str]:
         if len(model.jobs) > MANY_ARTIFACTS:
             warnings.append(
                 f"{model.name}: {len(model.jobs)} artifacts to compile ({len(model.buckets())} bucket "
-                f"combinations x {len(plan.settings.targets)} target(s)); each is a separate compile. Fewer "
+                f"combinations x {len(model.targets)} target(s)); each is a separate compile. Fewer "
                 "bucket sizes, or buckets on fewer dimensions, cut this"
             )
         for index, spec in enumerate(model.settings.inputs):
@@ -142,7 +156,15 @@ def make_plan(settings: NeuronSettings, root: Path, project_name: str | None = N
     package = settings.package or infer_package(root, project_name)
     models = []
     for name, model in settings.models.items():
-        plan = ModelPlan(name, model, ())
-        jobs = tuple(CompileJob(name, t, bucket) for t in settings.targets for bucket in plan.buckets())
-        models.append(ModelPlan(name, model, jobs))
+        plan = ModelPlan(
+            name,
+            model,
+            (),
+            tuple(model.targets or settings.targets),
+            tuple(settings.compiler_args if model.compiler_args is None else model.compiler_args),
+            model.check or settings.check,
+            model.timeout or settings.timeout,
+        )
+        jobs = tuple(CompileJob(name, t, bucket) for t in plan.targets for bucket in plan.buckets())
+        models.append(dataclasses.replace(plan, jobs=jobs))
     return BuildPlan(settings, package, import_paths(root), tuple(models))

@@ -123,6 +123,9 @@ def manifest_problem(manifest: object) -> str | None:
         artifacts = model.get("artifacts")
         if not isinstance(artifacts, dict):
             return f"model {name!r} has no 'artifacts' object"
+        own = model.get("targets", [])
+        if not isinstance(own, list) or not all(isinstance(t, str) for t in own):
+            return f"model {name!r}: 'targets' is {own!r}, not a list of target names"
         for target, entries in artifacts.items():
             if not isinstance(entries, list):
                 return f"model {name!r}, target {target!r}: artifacts are not a list"

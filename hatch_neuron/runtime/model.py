@@ -15,20 +15,22 @@ from .manifest import ManifestError, manifest_location, read_artifact, read_mani
 from .pytree import builder
 from .targets import Selection, core_for_replica, load_artifact, select_target
 
-_selections: dict[str, Selection] = {}
+_selections: dict[tuple[str, str | None], Selection] = {}
 
 
-def selection(package: str) -> Selection:
-    """The target this process uses for ``package`` (chosen once, on first use)."""
-    if package not in _selections:
+def selection(package: str, model: str | None = None) -> Selection:
+    """The target this process uses for ``package``'s models (or for ``model``, whose own ``targets`` may
+    differ), chosen once, on first use."""
+    if (package, model) not in _selections:
         manifest = read_manifest(package)
         if not manifest.get("targets"):
             raise ManifestError(
                 f"package {package!r}: manifest {manifest_location(package)}: no 'targets' list; the package "
                 "was modified after the build, or its install is broken. Reinstall the package"
             )
-        _selections[package] = select_target(package, manifest)
-    return _selections[package]
+        own = manifest["models"].get(model, {}).get("targets") if model else None
+        _selections[package, model] = select_target(package, manifest, own, model if own else None)
+    return _selections[package, model]
 
 
 def replica_count(manifest: dict[str, Any]) -> int:
@@ -65,7 +67,7 @@ class CompiledModel:
             )
         self.package = package
         self.name = name
-        self.target = selection(package).target
+        self.target = selection(package, name).target
         entry = manifest["models"][name]
         artifacts = entry["artifacts"].get(self.target)
         if not artifacts:
@@ -74,7 +76,7 @@ class CompiledModel:
                 f"artifacts for target {self.target!r}, the one selected here; it has: "
                 f"{', '.join(t for t, found in entry['artifacts'].items() if found) or 'none'}. The package "
                 "was modified after the build, or its install is broken. Reinstall the package"
-                + (", or set HATCH_NEURON_TARGET to one of those" if selection(package).forced else "")
+                + (", or set HATCH_NEURON_TARGET to one of those" if selection(package, name).forced else "")
             )
         try:
             axes = {int(dim): sizes for dim, sizes in entry.get("buckets", {}).items()}

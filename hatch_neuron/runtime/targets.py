@@ -120,13 +120,17 @@ def unusable_reason(target: str, manifest: dict[str, Any]) -> str | None:
     return f"this hatch-neuron runtime does not know target {target!r}; upgrade hatch-neuron"
 
 
-def select_target(package: str, manifest: dict[str, Any]) -> Selection:
-    available = manifest["targets"]
+def select_target(
+    package: str, manifest: dict[str, Any], targets: list[str] | None = None, model: str | None = None
+) -> Selection:
+    """The first usable of ``targets`` (a model's own; default: the package's ``targets``)."""
+    available = targets or manifest["targets"]
     forced = os.environ.get(OVERRIDE_ENV, "").strip()
     if forced:
         if forced not in available:
+            whose = f"model {model!r} of package {package!r}" if model else f"package {package!r}"
             raise LookupError(
-                f"{OVERRIDE_ENV}={forced}: package {package!r} has no {forced!r} artifacts; "
+                f"{OVERRIDE_ENV}={forced}: {whose} has no {forced!r} artifacts; "
                 f"it was built for: {', '.join(available)}"
             )
         return Selection(forced, forced=True)
