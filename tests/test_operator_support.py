@@ -127,3 +127,30 @@ def test_wav2vec2_positional_conv_weight_norm_is_not_a_finding() -> None:
     findings = check(transformers.Wav2Vec2Model(config), spec(1, 1600))
     assert fallback_count("aten::_weight_norm_interface") > 0  # the case of the issue: it does fall back
     assert findings == [], findings
+
+
+def _corpus_nets() -> object:
+    """tests/projects/corpus's nets.py, loaded on its own (it imports transformers in its factories)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent / "projects" / "corpus" / "corpus_models" / "nets.py"
+    spec = importlib.util.spec_from_file_location("_corpus_nets", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_corpus_has_no_operator_support_findings() -> None:
+    """Every architecture of the corpus (transformers' own classes; tests/test_corpus.py builds them)
+    lowers through torch-xla with no op that input data flows into left on the CPU."""
+    nets = _corpus_nets()
+    found = {}
+    for name, specs in nets.INPUTS.items():  # type: ignore[attr-defined]
+        torch.manual_seed(0)
+        model = getattr(nets, f"make_{name}")()
+        full = [{"low": None, "high": None, **s} for s in specs]
+        findings = operator_support(name, model, FlatOutputs(model), full)
+        found[name] = [f"{f.message} ({f.where})" for f in findings if f.kind != "skipped"]
+    assert not any(found.values()), {n: f for n, f in found.items() if f}

@@ -1,0 +1,1 @@
+"""A corpus of real architectures (transformers' own model classes) compiled by hatch-neuron."""
