@@ -221,10 +221,19 @@ def test_per_model_targets_and_compiler_args(tmp_path: Path) -> None:
         site,
     )
     assert picked == {"net": "cpu", "plain": "cpu"}  # no Neuron device here: net skips to cpu
-    forced = run_python(
-        "from hatch_neuron.runtime import load\nload('demo_pkg', 'plain')",
+    # a forced target applies to the models built for it; the others select as usual and say why
+    forced = run_json(
+        "import json\nfrom hatch_neuron.runtime import load\nplain = load('demo_pkg', 'plain')\n"
+        "from hatch_neuron.runtime import selection\n"
+        "print(json.dumps([plain.target, selection('demo_pkg', 'plain').skipped]))",
         site,
         env=clean_env(HATCH_NEURON_TARGET="neuron"),
+    )
+    assert forced == ["cpu", {"neuron": "HATCH_NEURON_TARGET=neuron, but model 'plain' was built for cpu"}]
+    refused = run_python(
+        "from hatch_neuron.runtime import load\nload('demo_pkg', 'plain')",
+        site,
+        env=clean_env(HATCH_NEURON_TARGET="inductor"),
         check=False,
     )
-    assert "model 'plain' of package 'demo_pkg' has no 'neuron' artifacts" in forced.stderr
+    assert "package 'demo_pkg' has no 'inductor' artifacts; it was built for: cpu, neuron" in refused.stderr

@@ -123,18 +123,23 @@ def unusable_reason(target: str, manifest: dict[str, Any]) -> str | None:
 def select_target(
     package: str, manifest: dict[str, Any], targets: list[str] | None = None, model: str | None = None
 ) -> Selection:
-    """The first usable of ``targets`` (a model's own; default: the package's ``targets``)."""
+    """The first usable of ``targets`` (a model's own; default: the package's ``targets``).
+
+    ``HATCH_NEURON_TARGET`` forces its target on every model built for it; a model whose own targets
+    lack it (the package has it for others) is selected as usual, and says so in ``skipped``. A package
+    that no model was built for it refuses."""
     available = targets or manifest["targets"]
     forced = os.environ.get(OVERRIDE_ENV, "").strip()
-    if forced:
-        if forced not in available:
-            whose = f"model {model!r} of package {package!r}" if model else f"package {package!r}"
-            raise LookupError(
-                f"{OVERRIDE_ENV}={forced}: {whose} has no {forced!r} artifacts; "
-                f"it was built for: {', '.join(available)}"
-            )
-        return Selection(forced, forced=True)
     skipped: dict[str, str] = {}
+    if forced:
+        if forced in available:
+            return Selection(forced, forced=True)
+        if forced not in manifest["targets"]:
+            raise LookupError(
+                f"{OVERRIDE_ENV}={forced}: package {package!r} has no {forced!r} artifacts; "
+                f"it was built for: {', '.join(manifest['targets'])}"
+            )
+        skipped[forced] = f"{OVERRIDE_ENV}={forced}, but model {model!r} was built for {', '.join(available)}"
     for target in available:
         reason = unusable_reason(target, manifest)
         if reason is None:
