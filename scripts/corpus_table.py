@@ -13,6 +13,7 @@ of each compiled target from eager on inputs unlike the build's.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -27,24 +28,6 @@ sys.path.insert(0, str(ROOT))
 
 from hatch_neuron.config.parse import tomllib  # noqa: E402
 
-#: The transformers class behind each corpus model.
-CLASSES = {
-    "bert": "BertModel",
-    "distilbert": "DistilBertModel",
-    "roberta": "RobertaModel",
-    "gpt2": "GPT2LMHeadModel",
-    "llama": "LlamaForCausalLM",
-    "t5_encoder": "T5EncoderModel",
-    "deberta_v2": "DebertaV2Model",
-    "clip_text": "CLIPTextModel",
-    "vit": "ViTModel",
-    "resnet": "ResNetModel",
-    "convnext": "ConvNextModel",
-    "swin": "SwinModel",
-    "wav2vec2": "Wav2Vec2Model",
-    "whisper_encoder": "WhisperEncoder",
-    "minilm": "BertModel (all-MiniLM-L6-v2 weights) + mean pooling",
-}
 TRACER_WARNING = re.compile(r"hatch-neuron: warning: (\w+): \w+: (.+?:\d+): TracerWarning")
 FINDING = re.compile(r"^- \[([\w-]+)\] (\w+): ")
 
@@ -69,6 +52,11 @@ def main() -> None:
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="corpus-table-"))
     models = tomllib.loads((CORPUS / "pyproject.toml").read_text())["tool"]["neuron"]["models"]
+    spec = importlib.util.spec_from_file_location("_corpus_nets", CORPUS / "corpus_models" / "nets.py")
+    assert spec and spec.loader
+    nets = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(nets)
+    architectures: dict[str, str] = nets.ARCHITECTURES
     targets = {name: table.get("targets", ["cpu"]) for name, table in models.items()}
     env = {**os.environ, "HATCH_NEURON_CACHE": os.environ.get("HATCH_NEURON_CACHE", "off")}
     command = [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation"]
@@ -96,7 +84,7 @@ def main() -> None:
     for name in models:
         inductor_diff = diffs["inductor"].get(name)
         print(
-            f"| `{name}` | {CLASSES.get(name, '?')} | {', '.join(targets[name])} | {len(warned[name])} | "
+            f"| `{name}` | {architectures[name]} | {', '.join(targets[name])} | {len(warned[name])} | "
             f"{findings[name]} | {diffs['cpu'][name]:.1e} | "
             + (f"{inductor_diff:.1e} |" if inductor_diff is not None else "- |")
         )

@@ -30,6 +30,25 @@ def _text(vocab: int = VOCAB, seq: int = SEQ) -> list[dict[str, Any]]:
 
 _PIXELS = [{"shape": IMAGE, "dtype": "float32"}]
 
+#: The transformers class behind each model (tests and scripts/corpus_table.py name them).
+ARCHITECTURES = {
+    "bert": "BertModel",
+    "distilbert": "DistilBertModel",
+    "roberta": "RobertaModel",
+    "gpt2": "GPT2LMHeadModel",
+    "llama": "LlamaForCausalLM",
+    "t5_encoder": "T5EncoderModel",
+    "deberta_v2": "DebertaV2Model",
+    "clip_text": "CLIPTextModel",
+    "vit": "ViTModel",
+    "resnet": "ResNetModel",
+    "convnext": "ConvNextModel",
+    "swin": "SwinModel",
+    "wav2vec2": "Wav2Vec2Model",
+    "whisper_encoder": "WhisperEncoder",
+    "minilm": "BertModel (all-MiniLM-L6-v2 weights) + mean pooling",
+}
+
 #: The declared inputs of every model, as in pyproject.toml (compare.py makes its inputs from these).
 INPUTS: dict[str, list[dict[str, Any]]] = {
     "bert": _text(),
