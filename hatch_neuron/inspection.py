@@ -178,12 +178,15 @@ def all_artifacts(manifest: dict[str, Any]) -> Iterator[dict[str, Any]]:
             yield from entries
 
 
-def _selection_here(manifest: dict[str, Any]) -> dict[str, Any]:
-    """Which target the runtime would load on this machine, and why the ones before it were skipped."""
+def _selection_here(
+    manifest: dict[str, Any], targets: list[str] | None = None, model: str | None = None
+) -> dict[str, Any]:
+    """Which target the runtime would load on this machine (for ``model``, from its own ``targets``), and
+    why the ones before it were skipped."""
     from .runtime.targets import select_target
 
     try:
-        picked = select_target(manifest["package"], manifest)
+        picked = select_target(manifest["package"], manifest, targets, model)
     except (ImportError, LookupError, TypeError, ValueError, AttributeError) as exc:
         return {"target": None, "error": str(exc)}
     return {"target": picked.target, "skipped": picked.skipped, "forced": picked.forced}
@@ -227,6 +230,9 @@ def inspect_path(target: str) -> list[dict[str, Any]]:
             for entry in [artifact, *artifact.get("companions", {}).values()]:
                 entry["present"], entry["sha256_ok"] = check(entry)
         report = {"source": source, **manifest, "selection_here": _selection_here(manifest)}
+        for name, model in manifest["models"].items():
+            if isinstance(model, dict) and model.get("targets"):  # the model's own list (per-model targets)
+                model["selection_here"] = _selection_here(manifest, model["targets"], name)
         try:
             _render_report(report)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
@@ -288,7 +294,8 @@ def _render_report(report: dict[str, Any]) -> list[str]:
             lines.append(
                 f"    targets: {', '.join(model['targets'])}   compiler args: "
                 f"{' '.join(model['compiler_args']) or '-'}   check: {model['check']}   "
-                f"timeout: {model['timeout']:g} s"
+                f"timeout: {model['timeout']:g} s   loads here as: "
+                f"{model.get('selection_here', {}).get('target') or '-'}"
             )
         lines += [f"    input {i}: {_spec(s)}" for i, s in enumerate(model["inputs"])]
         lines += [f"    output {i}: {_spec(s)}" for i, s in enumerate(model["outputs"]["specs"])]

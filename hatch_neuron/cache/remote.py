@@ -138,7 +138,10 @@ class RemoteCache:
             files = {}
             for name, expected in record["files"].items():
                 path = f"{self._dir(key)}/{record['upload']}/{name}"
-                data = self._call(f"downloading {name}", self.fs.cat_file, path)
+                try:
+                    data = self._call(f"downloading {name}", self.fs.cat_file, path)
+                except FileNotFoundError:  # removed after its record was read (a prune, say): a miss
+                    raise RemoteCorrupt(f"remote entry {key[:16]}: {name} is gone; not used") from None
                 if len(data) != expected["size"] or hashlib.sha256(data).hexdigest() != expected["sha256"]:
                     raise RemoteCorrupt(
                         f"remote entry {key[:16]}: {name} does not match its recorded sha256 and size "

@@ -182,7 +182,8 @@ class Scheduler:
     def _direct_key(self, model: ModelPlan) -> str:
         request = {
             **model_request(self.plan, model),
-            "settings": asdict(model.settings),
+            # a worker's time limit changes no artifact
+            "settings": {k: v for k, v in asdict(model.settings).items() if k != "timeout"},
             "stems": [job.stem for job in model.jobs],
             "check": model.check,
             "record": DIRECT_RECORD_FORMAT,
@@ -364,6 +365,8 @@ class Scheduler:
                     if task is None:
                         break
                     if self.check_failures:  # the build fails: the other models only get their checks
+                        if task.check != "error":
+                            continue  # their findings could not fail the build: nothing to report
                         task = dataclasses.replace(task, jobs=())
                     running.append(self._start(task, cache_dir))
                 finished = [w for w in running if w.done()]
@@ -396,6 +399,9 @@ class Scheduler:
         self._report(build, [s for s in build.stems if s in build.artifacts and s not in before])
         if result.get("check_failed"):
             self.check_failures[build.model.name] = result["findings"]
+            for other in [w for w in running if w.task.mode == "compile"]:
+                other.kill()  # another model's second worker: its artifact would not be used
+                running.remove(other)
         if worker.task.mode == "prepare":
             build.prepared = True
             for other in [w for w in running if w.task.model is build.model]:

@@ -84,6 +84,7 @@ class CompiledModel:
                 tuple(artifact["bucket"][str(dim)] for dim in axes): artifact for artifact in artifacts
             }
             native = any(a.get("dynamic_batch") == "torch_neuronx" for a in self._artifacts.values())
+            self._aliased = {key: tuple(a.get("aliased_outputs") or ()) for key, a in self._artifacts.items()}
             self.policy = ShapePolicy(
                 name,
                 [spec["shape"] for spec in entry["inputs"]],
@@ -174,7 +175,7 @@ class CompiledModel:
         """``flat`` with a copy of each output the build found to alias the artifact's own state (a frozen
         weight or buffer, ``aliased_outputs`` in the manifest; none when the field is missing), so that a
         caller changing an output in place never changes what later calls return."""
-        aliased = self._artifacts[bucket].get("aliased_outputs")
+        aliased = self._aliased[bucket]
         if not aliased:
             return flat
         flat = list(flat)
