@@ -374,8 +374,9 @@ class Scheduler:
                     time.sleep(0.02)
                     continue
                 for worker in finished:
-                    running.remove(worker)
-                    self._finished(worker, builds, results, running)
+                    if worker in running:  # not already stopped by an earlier one's _finished
+                        running.remove(worker)
+                        self._finished(worker, builds, results, running)
         except BaseException:
             for worker in running:
                 worker.kill()

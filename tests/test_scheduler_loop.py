@@ -1,0 +1,45 @@
+"""The scheduler's worker loop, in-process with stand-in workers (no model is compiled)."""
+
+from __future__ import annotations
+
+from collections import deque
+from types import SimpleNamespace
+
+from hatch_neuron.compile.scheduler import Scheduler
+
+
+class FinishedWorker:
+    def __init__(self, name: str) -> None:
+        self.task = SimpleNamespace(name=name, check="error")
+        self.killed = False
+
+    def done(self) -> bool:
+        return True
+
+    def kill(self) -> None:
+        self.killed = True
+
+
+def test_worker_stopped_by_another_that_finished_with_it_is_not_handled_twice() -> None:
+    """Two workers finish in the same poll and the first one's handling stops the second (a failed check
+    stops other models' second workers): the second is neither removed again nor reported."""
+    scheduler = object.__new__(Scheduler)
+    scheduler.jobs = 2
+    scheduler.check_failures = {}
+    handled: list[str] = []
+
+    def start(task, cache_dir):
+        return FinishedWorker(task.name)
+
+    def finished(worker, builds, results, running):
+        handled.append(worker.task.name)
+        for other in list(running):
+            other.kill()
+            running.remove(other)
+
+    scheduler._start = start
+    scheduler._finished = finished
+    queue = deque([SimpleNamespace(name="a", check="error"), SimpleNamespace(name="b", check="error")])
+    scheduler._steal = lambda builds, running: None
+    scheduler._run_workers(queue, {}, {}, None)
+    assert handled == ["a"]
