@@ -92,11 +92,16 @@ def install(wheel: Path, target: Path) -> Path:
 
 
 def assert_wheel_hygiene(wheel: Path) -> None:
-    """check-wheel-contents and twine check pass, and every RECORD hash and size matches the file."""
+    """check-wheel-contents and twine check pass, every RECORD hash and size matches the file, and the
+    compiled artifacts (``.pt`` files of ``_hatch_neuron``) are stored uncompressed."""
     bin_dir = Path(sys.executable).parent
     assert ": OK" in run([bin_dir / "check-wheel-contents", wheel]).stdout
     assert "PASSED" in run([bin_dir / "twine", "check", wheel]).stdout
     with zipfile.ZipFile(wheel) as archive:
+        artifacts = [
+            i for i in archive.infolist() if "/_hatch_neuron/" in i.filename and i.filename.endswith(".pt")
+        ]
+        assert artifacts and all(i.compress_type == zipfile.ZIP_STORED for i in artifacts), "stored"
         [record_name] = [n for n in archive.namelist() if n.endswith(".dist-info/RECORD")]
         for name, digest, size in csv.reader(archive.read(record_name).decode().splitlines()):
             if name == record_name:

@@ -328,3 +328,51 @@ def test_a_traversable_that_is_not_a_folder(
         read_artifact(name, "gone.pt", "0" * 64, 1)
     with pytest.raises(ManifestError, match="not a plain file name"):
         read_artifact(name, "../pkg/_hatch_neuron/m.cpu.pt", "0" * 64, 1)
+
+
+def test_streamed_load_checks_the_hash_after_the_loader_read_the_file(package: tuple[str, Path]) -> None:
+    """The loader reads the file from its path while a thread hashes it: a tampered file of the right
+    size is refused (the integrity error, not the loader's own), and a good one loads with no copy of its
+    bytes kept."""
+    name, folder = package
+    _, data = valid(folder)
+    assert torch.equal(runtime.CompiledModel(name, "m")(torch.ones(2, 3)), torch.full((2, 3), 2.0))
+    (folder / "m.cpu.pt").write_bytes(bytes([data[0] ^ 0xFF]) + data[1:])  # not a zip any more
+    with pytest.raises(ArtifactIntegrityError, match="modified or truncated") as caught:
+        runtime.CompiledModel(name, "m")
+    assert name in str(caught.value) and "m.cpu.pt" in str(caught.value)
+
+
+def test_file_replaced_while_it_loads_is_refused(package: tuple[str, Path]) -> None:
+    name, folder = package
+    _, data = valid(folder)
+    digest = hashlib.sha256(data).hexdigest()
+    opened = manifest_module.open_artifact(name, "m.cpu.pt", digest, len(data))
+    with pytest.raises(ArtifactIntegrityError, match="replaced while it loaded"), opened as source:
+        assert source == str((folder / "m.cpu.pt").resolve())
+        replacement = folder / "new.pt"
+        replacement.write_bytes(data)
+        replacement.replace(folder / "m.cpu.pt")
+
+
+def test_warm_up_runs_each_module_at_load(package: tuple[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``warmup`` calls per module at load, on zeros of the compiled shapes; HATCH_NEURON_WARMUP overrides."""
+    name, folder = package
+    manifest, _ = valid(folder)
+    calls: list[list[int]] = []
+    real = model_module.CompiledModel._warm_up
+
+    def spy(self: Any, modules: dict, count: int) -> None:
+        calls.append([count, len(modules)])
+        real(self, modules, count)
+
+    monkeypatch.setattr(model_module.CompiledModel, "_warm_up", spy)
+    runtime.CompiledModel(name, "m")
+    write(folder, {**manifest, "warmup": 5})
+    runtime.CompiledModel(name, "m")
+    monkeypatch.setenv("HATCH_NEURON_WARMUP", "0")
+    runtime.CompiledModel(name, "m")
+    assert calls == [[2, 1], [5, 1], [0, 1]]
+    monkeypatch.setenv("HATCH_NEURON_WARMUP", "x")
+    with pytest.raises(ValueError, match="HATCH_NEURON_WARMUP='x'"):
+        runtime.CompiledModel(name, "m")

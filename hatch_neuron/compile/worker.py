@@ -161,7 +161,7 @@ class ModelSession:
         some (the runtime copies those outputs on every call). Facts from the cache are brought up to
         date the same way."""
         example, check, eager_example, eager_check = self.bucket(job)
-        loaded = load_artifact(job["target"], path.read_bytes(), {}, details)
+        loaded = load_artifact(job["target"], str(path), {}, details)
         bucket = {int(dim): size for dim, size in job["bucket"]}
         where = f"target {job['target']}" + (f", bucket {bucket}" if bucket else "")
         runs = []

@@ -307,6 +307,12 @@ class NeuronSettings:
     load: Literal["import", "lazy"] = "import"
     """``import``: load every model when the generated module is imported; ``lazy``: on first call."""
 
+    warmup: int = 2
+    """Calls each artifact runs, on zeros of its compiled shapes, when it loads, so that a user's first
+    call runs at steady-state speed: TorchScript (``cpu``, ``neuron``) optimises its graph over the first
+    two calls, torch-xla compiles on the first. ``0``: none (the first calls are slower). Loading then
+    takes that many calls longer. ``HATCH_NEURON_WARMUP`` overrides it where the package is loaded."""
+
     timeout: float = 3600.0
     """Seconds one worker process (a model's checks, or one compile job: import, trace, compile, verify)
     may take before the build fails.
@@ -369,6 +375,8 @@ class NeuronSettings:
         check_targets(self.targets, f"{path}.targets")
         if self.replicas < 1:
             raise ConfigError(f"{path}.replicas", f"must be >= 1, got {self.replicas}")
+        if self.warmup < 0:
+            raise ConfigError(f"{path}.warmup", f"must be >= 0, got {self.warmup}")
         if self.jobs is not None and self.jobs < 1:
             raise ConfigError(f"{path}.jobs", f"must be >= 1, got {self.jobs}")
         if self.remote_cache_timeout <= 0:

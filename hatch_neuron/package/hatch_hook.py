@@ -10,6 +10,7 @@ from typing import Any
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 from . import build_requires, pipeline
+from .stored import add_stored, split_stored
 
 #: Set (to anything) to see hatch-neuron's traceback for a build error, as Hatchling's ``-v`` does.
 TRACEBACK_ENV = "HATCH_NEURON_TRACEBACK"
@@ -47,9 +48,11 @@ class NeuronBuildHook(BuildHookInterface):
             included = build_data["force_include_editable"]
             if not included:
                 included.update(self.build_config.get_force_include())
+            files = result.files
         else:
             included = build_data["force_include"]
-        included.update({source: target for target, source in result.files.items()})
+            self._stored, files = split_stored(result.files)
+        included.update({source: target for target, source in files.items()})
         build_data["dependencies"].extend(result.requirements)
         if result.platform_specific:
             build_data["pure_python"] = False
@@ -57,5 +60,7 @@ class NeuronBuildHook(BuildHookInterface):
 
     def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
         staging = getattr(self, "_staging", None)
+        if getattr(self, "_stored", None):
+            add_stored(artifact_path, self._stored)
         if staging:
             shutil.rmtree(staging, ignore_errors=True)

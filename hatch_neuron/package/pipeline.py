@@ -273,6 +273,7 @@ def build(
         if isinstance(settings.placement, str)
         else asdict(settings.placement),
         "replicas": settings.replicas,
+        "warmup": settings.warmup,
         "built_with": built_with,
         "models": models,
     }

@@ -153,17 +153,23 @@ class NeuronWheel(_NeuronCommand):
 
     def run(self) -> None:
         from ..runtime.manifest import ARTIFACT_DIR
+        from .stored import add_stored, split_stored
 
         result, staging = self._compile(editable=False)
         build_lib = Path(self.get_finalized_command("build_py").build_lib)  # type: ignore[attr-defined]
         generated = build_lib.joinpath(*result.manifest["package"].split("."), ARTIFACT_DIR)
         try:
             shutil.rmtree(generated, ignore_errors=True)  # left by a build that was killed
-            _copy_files(result.files, build_lib)
+            stored, files = split_stored(result.files)
+            _copy_files(files, build_lib)
             if result.platform_specific:
                 self.root_is_pure = False
                 self.distribution.has_ext_modules = lambda: True
+            written = len(self.distribution.dist_files)  # type: ignore[attr-defined]
             super().run()  # type: ignore[misc]
+            for command, _, wheel in self.distribution.dist_files[written:]:  # type: ignore[attr-defined]
+                if command == "bdist_wheel":
+                    add_stored(wheel, stored)
         finally:
             shutil.rmtree(generated, ignore_errors=True)
             for target in result.files:

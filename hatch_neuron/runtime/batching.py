@@ -130,6 +130,18 @@ class ShapePolicy:
             for dim, size in zip(self.axes, bucket, strict=True)
         )
 
+    def warmup_inputs(self, bucket: tuple[int, ...]) -> list[torch.Tensor]:
+        """Zeros of the compiled shapes and dtypes of ``bucket``, to run an artifact once before the first
+        call."""
+        inputs = []
+        for index, (shape, bucketed) in enumerate(zip(self.shapes, self.bucketed, strict=True)):
+            sizes = dict(zip(self.axes, bucket, strict=True))
+            dtype = self.dtypes[index] if self.dtypes is not None else torch.float32
+            inputs.append(
+                torch.zeros([sizes[d] if d in bucketed else n for d, n in enumerate(shape)], dtype=dtype)
+            )
+        return inputs
+
     def pad(self, args: Sequence[torch.Tensor], bucket: tuple[int, ...]) -> list[torch.Tensor]:
         padded = []
         for arg, bucketed in zip(args, self.bucketed, strict=True):

@@ -2,15 +2,20 @@
 
 Nothing the manifest says is trusted: every file it names must be a plain file name of the artifact
 folder (no ``..``, no absolute path, no symlink out of the folder) and a regular file whose size is the
-recorded one before a byte of it is read; then it is read, at most ``size + 1`` bytes, and hashed.
+recorded one before a byte of it is read; then it is hashed in blocks, at most ``size + 1`` bytes, while
+the loader reads it from its path (:func:`open_artifact`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import stat
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -94,7 +99,8 @@ def _file_entry_problem(entry: object) -> str | None:
 def manifest_problem(manifest: object) -> str | None:
     """What is wrong with the structure of a (format 1) manifest that the runtime and ``inspect`` rely on,
     or None: ``models`` (each with ``artifacts``: target -> list of entries with ``file``, ``sha256``,
-    ``size`` and optional ``companions``), ``targets``, ``built_with``, ``replicas``, ``placement``."""
+    ``size`` and optional ``companions``), ``targets``, ``built_with``, ``replicas``, ``warmup``,
+    ``placement``."""
     if not isinstance(manifest, dict):
         return f"the manifest is a JSON {type(manifest).__name__}, not an object"
     if "targets" in manifest and (
@@ -106,6 +112,9 @@ def manifest_problem(manifest: object) -> str | None:
     replicas = manifest.get("replicas", 1)
     if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 1:
         return f"'replicas' is {replicas!r}, not a whole number >= 1"
+    warmup = manifest.get("warmup", 0)
+    if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0:
+        return f"'warmup' is {warmup!r}, not a whole number >= 0"
     placement = manifest.get("placement", "round-robin")
     if not isinstance(placement, str) and not (
         isinstance(placement, dict)
@@ -286,30 +295,103 @@ def read_manifest(package: str) -> dict[str, Any]:
     return manifest
 
 
+def _artifact_where(package: str, file: str) -> str:
+    where = f"package {package!r}"
+    return (
+        where if file_name_problem(file) else f"{where}: artifact {artifact_folder(package).joinpath(file)}"
+    )
+
+
+def _artifact_refused(package: str, where: str, exc: Exception) -> RuntimeError:
+    """The error for an artifact that cannot be read at all (``exc``: a FileProblem or OSError)."""
+    if isinstance(exc, FileProblem) and exc.size is not None:
+        return ArtifactIntegrityError(
+            f"{where}: {exc}; the file was modified or truncated after the build. Reinstall the "
+            "package; the artifact was not loaded"
+        )
+    if isinstance(exc, FileProblem):
+        return ManifestError(
+            f"{where}: {exc} (the manifest {manifest_location(package)} names it); {_REINSTALL}"
+        )
+    return ManifestError(f"{where}: cannot be read ({exc}); {_REINSTALL}")
+
+
+def _mismatch(where: str, sha256: str, size: int, actual: str, count: int) -> ArtifactIntegrityError:
+    return ArtifactIntegrityError(
+        f"{where}: sha256 is {actual}, the manifest recorded {sha256} "
+        f"({count} bytes read, {size} recorded); the file was modified or truncated after the build. "
+        "Reinstall the package; the artifact was not loaded"
+    )
+
+
 def read_artifact(package: str, file: str, sha256: str, size: int) -> bytes:
     """The bytes of one artifact, refused unless the file is a regular file of the artifact folder of
     ``size`` bytes (checked before reading) that hashes to ``sha256``."""
-    folder = artifact_folder(package)
-    where = f"package {package!r}"
-    if not file_name_problem(file):
-        where += f": artifact {folder.joinpath(file)}"
+    where = _artifact_where(package, file)
     try:
-        data = _read_node(folder, file, size, size + 1)
-    except FileProblem as exc:
-        if exc.size is not None:
-            raise ArtifactIntegrityError(
-                f"{where}: {exc}; the file was modified or truncated after the build. Reinstall the "
-                "package; the artifact was not loaded"
-            ) from None
-        problem = f"{exc} (the manifest {manifest_location(package)} names it)"
-        raise ManifestError(f"{where}: {problem}; {_REINSTALL}") from None
-    except OSError as exc:
-        raise ManifestError(f"{where}: cannot be read ({exc}); {_REINSTALL}") from None
+        data = _read_node(artifact_folder(package), file, size, size + 1)
+    except (FileProblem, OSError) as exc:
+        raise _artifact_refused(package, where, exc) from None
     actual = hashlib.sha256(data).hexdigest()
     if len(data) != size or actual != sha256:
-        raise ArtifactIntegrityError(
-            f"{where}: sha256 is {actual}, the manifest recorded {sha256} "
-            f"({len(data)} bytes read, {size} recorded); the file was modified or truncated after the build. "
-            "Reinstall the package; the artifact was not loaded"
-        )
+        raise _mismatch(where, sha256, size, actual, len(data))
     return data
+
+
+@contextmanager
+def open_artifact(package: str, file: str, sha256: str, size: int) -> Iterator[str | IO[bytes]]:
+    """What a loader reads for one artifact: the path of the file, checked as :func:`read_artifact` checks
+    it before a byte is read, or (a package not installed as plain files, such as a zip) its checked bytes.
+
+    No copy of the file is kept in memory: its sha256 is computed in a thread, in blocks, while the block
+    loads from the path (both read the page cache; hashlib lets go of the GIL), and checked on leaving the
+    block, whatever the block did: a difference, or a file replaced on disk meanwhile, raises
+    :class:`ArtifactIntegrityError` (rather than the loader's own error about a corrupted file), and what
+    the block loaded must be dropped."""
+    folder = artifact_folder(package)
+    if not isinstance(folder, Path):
+        yield io.BytesIO(read_artifact(package, file, sha256, size))
+        return
+    where = _artifact_where(package, file)
+    try:
+        stream = open_regular(folder, file, size)
+    except (FileProblem, OSError) as exc:
+        raise _artifact_refused(package, where, exc) from None
+    with stream:
+        path = (folder / file).resolve()
+        hashed: dict[str, Any] = {}
+
+        def hash_file() -> None:
+            try:
+                hashed["count"], hashed["sha256"] = hash_stream(stream, size + 1)
+            except OSError as exc:
+                hashed["error"] = exc
+
+        hashing = threading.Thread(target=hash_file, name=f"hatch-neuron-hash-{file}", daemon=True)
+        hashing.start()
+        try:
+            yield str(path)
+        finally:
+            hashing.join()
+            if "error" in hashed:
+                raise _artifact_refused(package, where, hashed["error"])
+            if hashed["count"] != size or hashed["sha256"] != sha256:
+                raise _mismatch(where, sha256, size, hashed["sha256"], hashed["count"])
+            if not _same_file(path, stream):
+                raise ArtifactIntegrityError(
+                    f"{where}: the file was replaced while it loaded; the artifact was not loaded. Load "
+                    "again, or reinstall the package"
+                )
+
+
+def _same_file(path: Path, stream: IO[bytes]) -> bool:
+    try:
+        now, opened = os.stat(path), os.fstat(stream.fileno())
+    except OSError:
+        return False
+    return (now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns) == (
+        opened.st_dev,
+        opened.st_ino,
+        opened.st_size,
+        opened.st_mtime_ns,
+    )

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from .batching import ShapePolicy
-from .manifest import ManifestError, manifest_location, read_artifact, read_manifest
+from .manifest import ManifestError, manifest_location, open_artifact, read_manifest
 from .pytree import builder
 from .targets import Selection, core_for_replica, load_artifact, select_target
 
@@ -40,6 +40,17 @@ def replica_count(manifest: dict[str, Any]) -> int:
         return manifest.get("replicas", 1)
     if not override.isdigit() or int(override) < 1:
         raise ValueError(f"HATCH_NEURON_REPLICAS={override!r}: expected a whole number >= 1")
+    return int(override)
+
+
+def warmup_calls(manifest: dict[str, Any]) -> int:
+    """``warmup`` of the build (2 for packages built before it existed), unless ``HATCH_NEURON_WARMUP``
+    says otherwise for this process."""
+    override = os.environ.get("HATCH_NEURON_WARMUP", "").strip()
+    if not override:
+        return manifest.get("warmup", 2)
+    if not override.isdigit():
+        raise ValueError(f"HATCH_NEURON_WARMUP={override!r}: expected a whole number >= 0")
     return int(override)
 
 
@@ -124,17 +135,33 @@ class CompiledModel:
                 manifest = read_manifest(self.package)
                 modules = {}
                 for key, artifact in self._artifacts.items():
-                    data = read_artifact(self.package, artifact["file"], artifact["sha256"], artifact["size"])
-                    modules[key] = [
-                        load_artifact(
-                            self.target, data, manifest, artifact, core_for_replica(self._placement, i)
-                        )
-                        for i in range(self.replicas)
-                    ]
+                    with open_artifact(
+                        self.package, artifact["file"], artifact["sha256"], artifact["size"]
+                    ) as source:
+                        modules[key] = [
+                            load_artifact(
+                                self.target, source, manifest, artifact, core_for_replica(self._placement, i)
+                            )
+                            for i in range(self.replicas)
+                        ]
+                self._warm_up(modules, warmup_calls(manifest))
                 if not self.policy.axes and self.replicas == 1:
                     self._single = modules[()][0]
                 self._modules = modules
         return next(iter(self._modules.values()))[0]
+
+    def _warm_up(self, modules: dict[tuple[int, ...], list[Any]], calls: int) -> None:
+        """Run every loaded module ``calls`` times on zeros of its compiled shapes, so that the first calls'
+        one-off work (TorchScript's profiling executor optimises the graph over its first calls, torch-xla
+        compiles on its first) happens at load time, not in a user's first calls."""
+        if not calls:
+            return
+        with torch.no_grad():
+            for bucket, replicas in modules.items():
+                inputs = self.policy.warmup_inputs(bucket)
+                for module in replicas:
+                    for _ in range(calls):
+                        module(*inputs)
 
     def module_for(self, *args: Any) -> Any:
         """The raw module (replica 0) that a call with these inputs runs on, padded to its bucket."""

@@ -14,13 +14,12 @@ import functools
 import glob
 import importlib
 import importlib.util
-import io
 import logging
 import os
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
@@ -204,13 +203,15 @@ class OnDevice:
 
 def load_artifact(
     target: str,
-    data: bytes,
+    source: str | IO[bytes],
     manifest: dict[str, Any],
     artifact: dict[str, Any],
     core: int | None = None,
 ) -> Any:
-    """Load one artifact's bytes (described by its manifest entry ``artifact``) as a callable module (a
-    ``neuron`` one onto ``core`` when given)."""
+    """Load one artifact (its path, or a stream of its bytes; described by its manifest entry ``artifact``)
+    as a callable module (a ``neuron`` one onto ``core`` when given)."""
+    if not isinstance(source, str):
+        source.seek(0)  # the stream of an earlier replica's load
     if target == "inductor":
         problem = _inductor_problem(manifest)
         if problem:  # refuse here rather than crash with SIGILL or a symbol error
@@ -220,14 +221,14 @@ def load_artifact(
         level = package_log.level
         package_log.setLevel(logging.ERROR)
         try:
-            module = torch._inductor.aoti_load_package(io.BytesIO(data))
+            module = torch._inductor.aoti_load_package(source)
         finally:
             package_log.setLevel(level)
         return OnDevice(module, "cuda") if artifact.get("device") == "cuda" else module
     if target == "xla":
-        return OnDevice(*load_stablehlo(data))
+        return OnDevice(*load_stablehlo(source))
     if target != "neuron":
-        return torch.jit.load(io.BytesIO(data), map_location="cpu")
+        return torch.jit.load(source, map_location="cpu")
     try:
         importlib.import_module("torch_neuronx")  # registers the neuron:: ops
     except ImportError as exc:
@@ -235,7 +236,7 @@ def load_artifact(
             f"loading a neuron artifact needs torch_neuronx: {_neuron_install_hint(manifest)}"
         ) from exc
     if core is None:
-        return torch.jit.load(io.BytesIO(data))  # Neuron places it on the next core, round-robin
+        return torch.jit.load(source)  # Neuron places it on the next core, round-robin
     experimental = importlib.import_module("torch_neuronx.experimental")
     with experimental.neuron_cores_context(start_nc=core, nc_count=1):
-        return torch.jit.load(io.BytesIO(data))
+        return torch.jit.load(source)

@@ -9,10 +9,9 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
-import io
 import tempfile
 import zipfile
-from typing import Any
+from typing import IO, Any
 
 import torch
 
@@ -29,13 +28,13 @@ def xla_problem() -> str | None:
     return None
 
 
-def load_stablehlo(data: bytes) -> tuple[Any, Any]:
+def load_stablehlo(source: str | IO[bytes]) -> tuple[Any, Any]:
     """The program in a ``.stablehlo.zip`` artifact with its weights already on the XLA device, and that
     device."""
     torch_xla = importlib.import_module("torch_xla")
     stablehlo = importlib.import_module("torch_xla.stablehlo")
     with tempfile.TemporaryDirectory(prefix="hatch-neuron-xla-") as folder:
-        zipfile.ZipFile(io.BytesIO(data)).extractall(folder)
+        zipfile.ZipFile(source).extractall(folder)
         program = stablehlo.StableHLOGraphModule.load(folder)
     device = torch_xla.device()
     # The loaded bundle keeps weights as numpy arrays and copies them to the device on every call; move
