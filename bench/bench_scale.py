@@ -13,7 +13,9 @@ For each size, side by side in one run:
             checks its sha256, warms it up) versus a bare ``torch.jit.load`` of the installed file. Goals:
             <= 1.3x the time, peak RSS <= 1.2x.
             The loader is timed with its warm-up calls (``warmup = 2``, the default: the cost moved out of
-            the first calls) and without (``HATCH_NEURON_WARMUP=0``).
+            the first calls) and without (``HATCH_NEURON_WARMUP=0``), once the file's verification stamp
+            exists (every import after the first), and hashing the file (``HATCH_NEURON_VERIFY=always``,
+            what the first import does).
 5. first:   after that import, the slowest of the first 5 calls against the median of the next 20. Goal:
             <= 3x.
 
@@ -35,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -170,18 +173,26 @@ def bench_models(work: Path, models: list[tuple[str, int]], imports: bool) -> di
         site = install(wheel, work / "site")
         [artifact] = (site / PACKAGE / "_hatch_neuron").glob("m0*.pt")
         code = IMPORT.format(package=PACKAGE, seq=SEQ)
-        runs: dict[str, list[dict[str, float]]] = {"bare": [], "loader": [], "nowarm": []}
-        for _ in range(3):  # interleaved
-            for kind in runs:
-                warmup = {"HATCH_NEURON_WARMUP": "0"} if kind == "nowarm" else {}
+        stamps = str(work / "stamps")
+        settings = {
+            "bare": {},
+            "loader": {},
+            "nowarm": {"HATCH_NEURON_WARMUP": "0"},
+            "hashed": {"HATCH_NEURON_WARMUP": "0", "HATCH_NEURON_VERIFY": "always"},
+        }
+        runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in settings}
+        time.sleep(2.1)  # a file changed in the last 2 s gets no verification stamp
+        for turn in range(4):  # interleaved; round 0 (untimed) verifies the file and stamps it
+            for kind, extra in settings.items():
                 out = subprocess.run(
                     [sys.executable, "-c", code, kind, artifact],
-                    env=clean_env(PYTHONPATH=str(site), **warmup),
+                    env=clean_env(PYTHONPATH=str(site), HATCH_NEURON_STAMPS=stamps, **extra),
                     capture_output=True,
                     text=True,
                     check=True,
                 ).stdout
-                runs[kind].append(json.loads(out.strip().splitlines()[-1]))
+                if turn:
+                    runs[kind].append(json.loads(out.strip().splitlines()[-1]))
         for kind, results in runs.items():
             row[f"{kind}_import_s"] = statistics.median(r["s"] for r in results)
             row[f"{kind}_rss"] = statistics.median(r["rss"] for r in results)
@@ -200,6 +211,7 @@ GOALS = [
     ("warm pip wheel s", "warm_s", "ad_hoc_s", 0.5, 1),
     ("import s", "loader_import_s", "bare_import_s", 1.3, 1),
     ("import s, warmup = 0", "nowarm_import_s", "bare_import_s", 1.3, 1),
+    ("import s, warmup = 0, hashing", "hashed_import_s", "bare_import_s", 1.3, 1),
     ("import peak RSS GiB", "loader_rss", "bare_rss", 1.2, 1024**3),
 ]
 

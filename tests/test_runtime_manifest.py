@@ -8,6 +8,7 @@ import io
 import itertools
 import json
 import os
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ import torch
 import hatch_neuron.runtime as runtime
 from hatch_neuron.runtime import manifest as manifest_module
 from hatch_neuron.runtime import model as model_module
+from hatch_neuron.runtime import stamps
 from hatch_neuron.runtime.manifest import (
     _FOLDERS,
     ArtifactIntegrityError,
@@ -348,7 +350,7 @@ def test_file_replaced_while_it_loads_is_refused(package: tuple[str, Path]) -> N
     _, data = valid(folder)
     digest = hashlib.sha256(data).hexdigest()
     opened = manifest_module.open_artifact(name, "m.cpu.pt", digest, len(data))
-    with pytest.raises(ArtifactIntegrityError, match="replaced while it loaded"), opened as source:
+    with pytest.raises(ArtifactIntegrityError, match="replaced or changed while it loaded"), opened as source:
         assert source == str((folder / "m.cpu.pt").resolve())
         replacement = folder / "new.pt"
         replacement.write_bytes(data)
@@ -376,3 +378,31 @@ def test_warm_up_runs_each_module_at_load(package: tuple[str, Path], monkeypatch
     monkeypatch.setenv("HATCH_NEURON_WARMUP", "x")
     with pytest.raises(ValueError, match="HATCH_NEURON_WARMUP='x'"):
         runtime.CompiledModel(name, "m")
+
+
+def test_verified_file_is_not_hashed_again_until_it_changes(
+    package: tuple[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """After a load whose hash matched, a stamp (the file's device, inode, size, mtime, ctime) lets the
+    next load skip the hash; a changed file is hashed again and refused; HATCH_NEURON_VERIFY=always
+    hashes every load."""
+    name, folder = package
+    monkeypatch.setenv("HATCH_NEURON_STAMPS", str(tmp_path / "stamps"))
+    monkeypatch.setattr(stamps, "SETTLED_NS", 0)  # the file was just written
+    _, data = valid(folder)
+    runtime.CompiledModel(name, "m")
+    assert len(list((tmp_path / "stamps").rglob("*.json"))) == 1
+    hashed: list[str] = []
+    real = manifest_module.hash_stream
+    monkeypatch.setattr(manifest_module, "hash_stream", lambda *a: hashed.append("x") or real(*a))
+    runtime.CompiledModel(name, "m")
+    assert hashed == []
+    monkeypatch.setenv("HATCH_NEURON_VERIFY", "always")
+    runtime.CompiledModel(name, "m")
+    assert hashed == ["x"]
+    monkeypatch.delenv("HATCH_NEURON_VERIFY")
+    time.sleep(0.05)  # past the file clock's tick
+    (folder / "m.cpu.pt").write_bytes(bytes([data[0] ^ 0xFF]) + data[1:])  # same size, same inode
+    with pytest.raises(ArtifactIntegrityError, match="modified or truncated"):
+        runtime.CompiledModel(name, "m")
+    assert hashed == ["x", "x"]

@@ -21,6 +21,8 @@ from importlib import resources
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from . import stamps
+
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
 
@@ -344,10 +346,10 @@ def open_artifact(package: str, file: str, sha256: str, size: int) -> Iterator[s
     it before a byte is read, or (a package not installed as plain files, such as a zip) its checked bytes.
 
     No copy of the file is kept in memory: its sha256 is computed in a thread, in blocks, while the block
-    loads from the path (both read the page cache; hashlib lets go of the GIL), and checked on leaving the
-    block, whatever the block did: a difference, or a file replaced on disk meanwhile, raises
-    :class:`ArtifactIntegrityError` (rather than the loader's own error about a corrupted file), and what
-    the block loaded must be dropped."""
+    loads from the path, and checked on leaving the block, whatever the block did: a difference, or a file
+    replaced or changed on disk meanwhile, raises :class:`ArtifactIntegrityError` (rather than the
+    loader's own error about a corrupted file), and what the block loaded must be dropped. A file verified
+    before and unchanged since (:mod:`.stamps`) is not hashed again."""
     folder = artifact_folder(package)
     if not isinstance(folder, Path):
         yield io.BytesIO(read_artifact(package, file, sha256, size))
@@ -359,6 +361,16 @@ def open_artifact(package: str, file: str, sha256: str, size: int) -> Iterator[s
         raise _artifact_refused(package, where, exc) from None
     with stream:
         path = (folder / file).resolve()
+        opened = os.fstat(stream.fileno())
+        replaced = ArtifactIntegrityError(
+            f"{where}: the file was replaced or changed while it loaded; the artifact was not loaded. Load "
+            "again, or reinstall the package"
+        )
+        if stamps.is_verified(path, sha256, opened):
+            yield str(path)
+            if not stamps.unchanged(path, opened):
+                raise replaced
+            return
         hashed: dict[str, Any] = {}
 
         def hash_file() -> None:
@@ -377,21 +389,6 @@ def open_artifact(package: str, file: str, sha256: str, size: int) -> Iterator[s
                 raise _artifact_refused(package, where, hashed["error"])
             if hashed["count"] != size or hashed["sha256"] != sha256:
                 raise _mismatch(where, sha256, size, hashed["sha256"], hashed["count"])
-            if not _same_file(path, stream):
-                raise ArtifactIntegrityError(
-                    f"{where}: the file was replaced while it loaded; the artifact was not loaded. Load "
-                    "again, or reinstall the package"
-                )
-
-
-def _same_file(path: Path, stream: IO[bytes]) -> bool:
-    try:
-        now, opened = os.stat(path), os.fstat(stream.fileno())
-    except OSError:
-        return False
-    return (now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns) == (
-        opened.st_dev,
-        opened.st_ino,
-        opened.st_size,
-        opened.st_mtime_ns,
-    )
+            if not stamps.unchanged(path, opened):
+                raise replaced
+        stamps.record_verified(path, sha256, opened)
