@@ -13,7 +13,7 @@ import torch
 
 from .info import TargetInfo
 from .options import TargetOptions
-from .reproducible import torchscript_bytes
+from .reproducible import save_torchscript
 
 
 class TargetUnavailable(RuntimeError):
@@ -79,7 +79,7 @@ class CompileTarget(ABC):
 
     def save(self, compiled: Compiled, path: Path) -> None:
         """Write the artifact to ``path``, byte-identical for the same model and toolchain."""
-        path.write_bytes(torchscript_bytes(compiled.module))
+        save_torchscript(compiled.module, path)
 
     def key_options(self, options: TargetOptions) -> dict[str, Any]:
         """The options that change this target's artifact (part of its cache key; the rest is not, so
