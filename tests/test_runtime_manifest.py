@@ -406,3 +406,22 @@ def test_verified_file_is_not_hashed_again_until_it_changes(
     with pytest.raises(ArtifactIntegrityError, match="modified or truncated"):
         runtime.CompiledModel(name, "m")
     assert hashed == ["x", "x"]
+
+
+class NeedsPositive(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        return (torch.linalg.cholesky(x),)  # zeros are not positive definite: raises
+
+
+def test_failed_warm_up_warns_and_the_model_still_loads(package: tuple[str, Path]) -> None:
+    name, folder = package
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.script(NeedsPositive()), buffer)
+    data = buffer.getvalue()
+    (folder / "m.cpu.pt").write_bytes(data)
+    manifest = manifest_for({"cpu": [entry("m.cpu.pt", data)]})
+    manifest["models"]["m"]["inputs"] = [{"shape": [2, 2], "dtype": "float32"}]
+    write(folder, manifest)
+    with pytest.warns(RuntimeWarning, match=f"{name}.m: the warm-up call on zeros failed"):
+        model = runtime.CompiledModel(name, "m")
+    assert torch.allclose(model(torch.eye(2) * 4), torch.eye(2) * 2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -159,9 +160,20 @@ class CompiledModel:
         with torch.no_grad():
             for bucket, replicas in modules.items():
                 inputs = self.policy.warmup_inputs(bucket)
-                for module in replicas:
-                    for _ in range(calls):
-                        module(*inputs)
+                try:
+                    for module in replicas:
+                        for _ in range(calls):
+                            module(*inputs)
+                # zeros are not every model's input (a Cholesky, say): a failed warm-up is no load error
+                except Exception as exc:
+                    first = (str(exc).strip().splitlines() or [""])[0]
+                    warnings.warn(
+                        f"{self.package}.{self.name}: the warm-up call on zeros failed "
+                        f"({type(exc).__name__}: {first}); the model is loaded, its first calls will be "
+                        "slower. Set warmup = 0 to skip the warm-up",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
 
     def module_for(self, *args: Any) -> Any:
         """The raw module (replica 0) that a call with these inputs runs on, padded to its bucket."""
