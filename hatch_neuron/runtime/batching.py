@@ -134,8 +134,8 @@ class ShapePolicy:
         """Zeros of the compiled shapes and dtypes of ``bucket``, to run an artifact once before the first
         call."""
         inputs = []
+        sizes = dict(zip(self.axes, bucket, strict=True))
         for index, (shape, bucketed) in enumerate(zip(self.shapes, self.bucketed, strict=True)):
-            sizes = dict(zip(self.axes, bucket, strict=True))
             dtype = self.dtypes[index] if self.dtypes is not None else torch.float32
             inputs.append(
                 torch.zeros([sizes[d] if d in bucketed else n for d, n in enumerate(shape)], dtype=dtype)
