@@ -12,14 +12,20 @@ from .store import sha256_file
 _SYSTEM = ("/proc/", "/sys/", "/dev/")
 
 
+def installation_prefixes() -> tuple[str, ...]:
+    """The folders of the Python installation (its packages are covered by version, not by file)."""
+    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, *site.getsitepackages()}
+    prefixes.add(site.getusersitepackages())
+    return tuple(str(Path(p).resolve()) + os.sep for p in prefixes)
+
+
 class ReadTracker:
     """Records, from now on, the files this process opens for reading and the modules it imports, outside
     the Python installation (whose packages the direct key covers by version) and ``ignore``."""
 
     def __init__(self, ignore: list[Path]) -> None:
-        prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, *site.getsitepackages()}
-        prefixes.add(site.getusersitepackages())
-        self._ignore = tuple(str(Path(p).resolve()) + os.sep for p in [*prefixes, *ignore]) + _SYSTEM
+        own = tuple(str(Path(p).resolve()) + os.sep for p in ignore)
+        self._ignore = installation_prefixes() + own + _SYSTEM
         self._modules_before = set(sys.modules)
         self._opened: set[str] = set()
         sys.addaudithook(self._hook)

@@ -27,6 +27,7 @@ from typing import Any
 
 from ..config import NeuronSettings
 from ..plan import BuildPlan, CompileJob, ModelPlan
+from .forkserver import ForkedProcess, ForkServer, ServerGone
 from .info import TARGET_INFO
 from .options import TargetOptions
 
@@ -212,7 +213,13 @@ class Worker:
     another worker's result describes.
     """
 
-    def __init__(self, task: WorkerTask, out_dir: Path, request_extra: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        task: WorkerTask,
+        out_dir: Path,
+        request_extra: dict[str, Any],
+        server: ForkServer | None = None,
+    ) -> None:
         self.task = task
         self.out_dir = out_dir
         self._tmp = tempfile.TemporaryDirectory(prefix=f"hatch-neuron-{task.model.name}-")
@@ -231,10 +238,20 @@ class Worker:
             "jobs": [job_request(task.model, job, self._own_out, tmp / "work") for job in task.jobs],
         }
         (tmp / "request.json").write_text(json.dumps(request))
-        command = [sys.executable, "-c", BOOTSTRAP, str(HATCH_NEURON_HOME), str(tmp / "request.json")]
         self.started = time.monotonic()
         self.deadline = self.started + task.model.timeout
         self.token_variable = WORKER_TOKEN_PREFIX + uuid.uuid4().hex
+        self.log_file.touch()
+        self.process: subprocess.Popen[bytes] | ForkedProcess
+        if server is not None:
+            try:
+                self.process = server.start(
+                    tmp / "request.json", self.result_file, self.log_file, tmp, self.token_variable
+                )
+                return
+            except ServerGone:
+                pass  # a fresh interpreter then
+        command = [sys.executable, "-c", BOOTSTRAP, str(HATCH_NEURON_HOME), str(tmp / "request.json")]
         env = {**os.environ, self.token_variable: str(os.getpid())}
         with self.log_file.open("w") as log:
             self.process = subprocess.Popen(

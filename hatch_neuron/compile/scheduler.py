@@ -36,8 +36,9 @@ from ..config import NeuronSettings
 from ..plan import BuildPlan, ModelPlan
 from . import get_target
 from .findings import check_failure
+from .forkserver import ForkServer, factory_imports
 from .output_dims import OutputDimsError, output_dims
-from .runner import CompileError, Worker, WorkerTask, model_request, target_options
+from .runner import HATCH_NEURON_HOME, CompileError, Worker, WorkerTask, model_request, target_options
 
 
 def usable_cpus() -> int:
@@ -163,6 +164,7 @@ class Scheduler:
             "remote": remote_settings(settings),
         }
         self.counts = {"compiled": 0, "cached": 0, "remote": 0}
+        self.server: ForkServer | None = None
         #: Model -> findings, for the models whose checks failed the build (``check = "error"``).
         self.check_failures: dict[str, list[dict[str, str]]] = {}
 
@@ -307,7 +309,8 @@ class Scheduler:
         return WorkerTask(self.plan, build.model, "compile", (job,))
 
     def _start(self, task: WorkerTask, cache_dir: Path) -> Worker:
-        return Worker(task, self.out_dir, {**self.request_extra, "cache_dir": str(cache_dir)})
+        extra = {**self.request_extra, "cache_dir": str(cache_dir)}
+        return Worker(task, self.out_dir, extra, self.server)
 
     def run(self) -> dict[str, dict[str, Any]]:
         """Every model's assembled result, in the plan's order."""
@@ -334,7 +337,16 @@ class Scheduler:
         # with the cache off, workers still coordinate (locks, sharing a job's result) through a private one
         with tempfile.TemporaryDirectory(prefix="hatch-neuron-jobs-") as private:
             cache_dir = self.cache.root if self.cache is not None else Path(private)
-            self._run_workers(queue, builds, results, cache_dir)
+            if queue and self.plan.settings.workers == "preloaded":
+                self.server = ForkServer(HATCH_NEURON_HOME)
+                factories = [task.model.settings.factory for task in queue]
+                self.server.preload(factory_imports(factories, list(self.plan.import_paths)))
+            try:
+                self._run_workers(queue, builds, results, cache_dir)
+            finally:
+                if self.server is not None:
+                    self.server.close()
+                    self.server = None
         if self.check_failures:
             failures = {
                 m.name: self.check_failures[m.name] for m in self.plan.models if m.name in self.check_failures
@@ -392,6 +404,8 @@ class Scheduler:
         build = builds[worker.task.model.name]
         before = set(build.artifacts)
         result = worker.result(known=before)
+        if self.server is not None:
+            self.server.preload(result.get("imported", []))
         build.add(result)
         for event in result.get("events", []):
             self.log(f"warning: {event}")

@@ -35,6 +35,7 @@ from ..runtime.targets import load_artifact
 from . import CompileTarget, TargetOptions, get_target
 from .base import CannotCompile
 from .checks import run_checks
+from .forkserver import installation_modules
 from .inputs import CHECK_SEED, TRACE_SEED, make_inputs
 from .verify import MismatchError, compare
 
@@ -375,6 +376,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     compile: the given jobs (a job the scheduler gave to a second worker to finish the model sooner)."""
     if request.get("threads"):
         torch.set_num_threads(request["threads"])
+    modules_before = set(sys.modules)
     # what the build itself reads and writes (its folders, the cache) is not the model's input
     untracked = [Path(request["tmp"]), *(Path(job["path"]).parent for job in request["jobs"])]
     untracked += [Path(request["cache_dir"])] if request.get("cache_dir") else []
@@ -418,6 +420,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
             result["cache_fault"] = caches[0].fault_reason
     if tracker is not None:
         result["reads"] = tracker.files()
+    result["imported"] = installation_modules(modules_before)  # for the fork server to preload
     return result
 
 

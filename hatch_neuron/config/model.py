@@ -363,6 +363,12 @@ class NeuronSettings:
     """How many compile jobs (a model at one bucket for one target) run at once, each in its own worker
     process. Default: the number of CPUs this process may use. ``HATCH_NEURON_JOBS`` overrides."""
 
+    workers: Literal["preloaded", "fresh"] = "preloaded"
+    """How worker processes start: ``preloaded`` forks each from a server process that has imported torch
+    and the libraries (from the Python installation, never the project) that earlier workers imported,
+    such as transformers, saving seconds per worker; ``fresh`` starts each in a new interpreter. Both run
+    each model's code in a process of its own. ``HATCH_NEURON_WORKERS`` overrides."""
+
     replicas: int = 1
     """Copies of each model to load (one per NeuronCore on ``neuron``, one per thread on ``cpu``); chunks
     of a dynamically batched call run on them concurrently."""

@@ -165,6 +165,11 @@ def _env_overrides(settings: NeuronSettings, environ: Mapping[str, str]) -> Neur
         if not jobs_env.isdigit() or int(jobs_env) < 1:
             raise ConfigError("HATCH_NEURON_JOBS", f"expected a whole number >= 1, got {jobs_env!r}")
         changes["jobs"] = int(jobs_env)
+    workers_env = environ.get("HATCH_NEURON_WORKERS", "").strip()
+    if workers_env:
+        if workers_env not in ("preloaded", "fresh"):
+            raise ConfigError("HATCH_NEURON_WORKERS", f"expected preloaded or fresh, got {workers_env!r}")
+        changes["workers"] = workers_env
     cache_env = environ.get("HATCH_NEURON_CACHE", "").strip()
     if cache_env:
         if cache_env not in ("on", "off", "verify"):
