@@ -290,6 +290,6 @@ def test_computation_digest_ignores_earlier_traces_in_the_process() -> None:
     from hatch_neuron.cache.keys import computation_digest
 
     model = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU())
-    first = computation_digest(model, (torch.rand(4, 8),))
+    first = computation_digest(torch.jit.trace(model, (torch.rand(4, 8),)))
     assert "___torch_mangle_" in str(torch.jit.trace(model, (torch.rand(1, 8),)).inlined_graph)
-    assert computation_digest(model, (torch.rand(4, 8),)) == first
+    assert computation_digest(torch.jit.trace(model, (torch.rand(4, 8),))) == first

@@ -45,14 +45,10 @@ def _update_tensor(digest: Any, name: str, tensor: Any) -> None:
     digest.update(ctypes.string_at(tensor.data_ptr(), tensor.numel() * tensor.element_size()))
 
 
-def computation_digest(module: Any, example_inputs: tuple[Any, ...]) -> str:
-    """The traced computation of ``module`` at these inputs: graph (without source locations), tensor
+def computation_digest(traced: Any) -> str:
+    """The computation of a module traced by ``torch.jit.trace``: graph (without source locations), tensor
     constants and weights."""
-    import torch
-
     digest = hashlib.sha256()
-    with torch.no_grad():
-        traced = torch.jit.trace(module, example_inputs, check_trace=False)
     graph = traced.inlined_graph
     digest.update(_MANGLE.sub("", _SOURCE_COMMENT.sub("", str(graph))).encode())
     for index, node in enumerate(graph.findAllNodes("prim::Constant")):

@@ -60,6 +60,9 @@ class CompileTarget(ABC):
     requires_module: ClassVar[str | None] = None
     #: What to install when ``requires_module`` is missing.
     install_hint: ClassVar[str] = ""
+    #: Whether :meth:`compile` is given the model already traced by ``torch.jit.trace`` at the example
+    #: inputs (the worker traces once for the checks, the cache key and such a target) instead of the module.
+    compiles_the_trace: ClassVar[bool] = False
 
     def preflight(self, options: TargetOptions) -> None:
         """Raise :class:`TargetUnavailable` when this host cannot compile for the target. Runs in the

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +44,16 @@ def _defined_at(model: Any) -> str:
 
 
 def control_flow(
-    name: str, model: Any, wrapper: torch.nn.Module, specs: list[dict[str, Any]]
+    name: str,
+    model: Any,
+    wrapper: torch.nn.Module,
+    specs: list[dict[str, Any]],
+    trace_example: Callable[[], Any] | None = None,
 ) -> list[Finding]:
     """Python values taken from tensors that depend on the input data (see :mod:`.conversions`), and a
     traced graph that differs from eager on fresh inputs. A tracer warning alone is no finding: it also
     fires for values that depend only on shapes, which are exact under the declared fixed shapes."""
-    traced, sites = data_dependent_sites(wrapper, specs)
+    traced, sites = data_dependent_sites(wrapper, specs, trace_example)
     findings = [
         Finding(
             name,
@@ -319,9 +324,17 @@ def batch_dependence(name: str, model: Any, specs: list[dict[str, Any]], batch: 
 
 
 def run_checks(
-    name: str, model: Any, wrapper: torch.nn.Module, specs: list[dict[str, Any]], batched: bool
+    name: str,
+    model: Any,
+    wrapper: torch.nn.Module,
+    specs: list[dict[str, Any]],
+    batched: bool,
+    trace_example: Callable[[], Any] | None = None,
 ) -> list[dict[str, str]]:
-    findings = control_flow(name, model, wrapper, specs) + graph_checks(name, model, wrapper, specs)
+    """Every check's findings; ``trace_example`` gives the trace at the build's example inputs (shared
+    with the build; by default the checks trace it themselves)."""
+    findings = control_flow(name, model, wrapper, specs, trace_example)
+    findings += graph_checks(name, model, wrapper, specs)
     findings += operator_support(name, model, wrapper, specs)
     if batched:
         findings += batch_dependence(name, model, specs, specs[0]["shape"][0])

@@ -16,6 +16,7 @@ from .info import TARGET_INFO
 
 class CpuTarget(CompileTarget):
     info = TARGET_INFO["cpu"]
+    compiles_the_trace = True
 
     def compile(
         self,
@@ -24,7 +25,9 @@ class CpuTarget(CompileTarget):
         workdir: Path,
         options: TargetOptions,
     ) -> Compiled:
-        traced = torch.jit.trace(module, example_inputs, check_trace=False)
+        traced = module
+        if not isinstance(module, torch.jit.ScriptModule):
+            traced = torch.jit.trace(module, example_inputs, check_trace=False)
         try:
             traced = torch.jit.freeze(traced.eval())
             frozen = True

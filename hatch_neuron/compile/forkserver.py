@@ -282,7 +282,7 @@ def serve() -> None:
     from . import worker
 
     replies = os.fdopen(os.dup(1), "w", buffering=1)
-    commands = os.fdopen(os.dup(0), "r")
+    commands = os.dup(0)
     os.dup2(2, 1)  # what the server prints goes to its log
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
@@ -291,14 +291,19 @@ def serve() -> None:
     selector = selectors.DefaultSelector()
     selector.register(commands, selectors.EVENT_READ)
     children: set[int] = set()
+    pending = b""  # read unbuffered: a line left in a file object's buffer would wait for the next select
     while True:
         for pid, status in _reaped(children):
             replies.write(json.dumps({"exited": pid, "status": status}) + "\n")
-        if not selector.select(timeout=0.02):
+        if b"\n" not in pending:
+            if not selector.select(timeout=0.02):
+                continue
+            chunk = os.read(commands, 1 << 16)
+            if not chunk:
+                return
+            pending += chunk
             continue
-        line = commands.readline()
-        if not line:
-            return
+        line, _, pending = pending.partition(b"\n")
         message = json.loads(line)
         if "preload" in message:
             _preload(message["preload"])
@@ -308,7 +313,7 @@ def serve() -> None:
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
-            _run_child(start, worker.main, [replies.fileno(), commands.fileno()])
+            _run_child(start, worker.main, [replies.fileno(), commands])
         children.add(pid)
         replies.write(json.dumps({"started": start["id"], "pid": pid}) + "\n")
 

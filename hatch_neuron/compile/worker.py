@@ -101,8 +101,14 @@ def _save_atomically(path: Path, write: Callable[[Path], object]) -> None:
     os.replace(partial, path)
 
 
-def _format_warning(w: warnings.WarningMessage) -> str:
-    return f"{w.filename}:{w.lineno}: {w.category.__name__}: {w.message}"
+def tracer_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
+    """The tracer's warnings among ``caught``, each once with how often it came."""
+    counts = Counter(
+        f"{w.filename}:{w.lineno}: {w.category.__name__}: {w.message}"
+        for w in caught
+        if issubclass(w.category, torch.jit.TracerWarning)
+    )
+    return [text + (f" ({count} times)" if count > 1 else "") for text, count in counts.items()]
 
 
 def _spec_of(tensors: list[torch.Tensor]) -> list[dict[str, Any]]:
@@ -139,7 +145,19 @@ class ModelSession:
         self.model = build_model(request["factory"])
         self.wrapper = FlatOutputs(self.model).eval()
         self._buckets: dict[str, Any] = {}
+        self._traces: dict[str, tuple[torch.jit.ScriptModule, list[str]]] = {}
         self.tree: Any = None
+
+    def traced(self, specs: list[dict[str, Any]]) -> tuple[torch.jit.ScriptModule, list[str]]:
+        """The model traced at the example inputs of ``specs``, and the tracer's warnings: one trace that
+        the checks, the artifact key and the ``cpu`` target share."""
+        key = json.dumps(specs)
+        if key not in self._traces:
+            with warnings.catch_warnings(record=True) as caught, torch.no_grad():
+                warnings.simplefilter("always")
+                module = torch.jit.trace(self.wrapper, make_inputs(specs, TRACE_SEED), check_trace=False)
+            self._traces[key] = (module, tracer_warnings(caught))
+        return self._traces[key]
 
     def bucket(self, job: dict[str, Any]) -> tuple[Any, Any, list[torch.Tensor], list[torch.Tensor]]:
         """(example inputs, check inputs, eager outputs on each) for the job's bucket."""
@@ -221,15 +239,13 @@ def compile_job(session: ModelSession, job: dict[str, Any], options: TargetOptio
     workdir = Path(job["workdir"])
     workdir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    module, found = session.wrapper, []
+    if target.compiles_the_trace:
+        module, found = session.traced(job["inputs"])
     with warnings.catch_warnings(record=True) as caught, torch.no_grad():
         warnings.simplefilter("always")
-        compiled = target.compile(session.wrapper, example, workdir, options)
-    counts = Counter(
-        f"{job['target']}: {_format_warning(w)}"
-        for w in caught
-        if issubclass(w.category, torch.jit.TracerWarning)
-    )
-    found = [text + (f" ({count} times)" if count > 1 else "") for text, count in counts.items()]
+        compiled = target.compile(module, example, workdir, options)
+    found = [f"{job['target']}: {text}" for text in [*found, *tracer_warnings(caught)]]
     _save_atomically(path, functools.partial(target.save, compiled))
     for suffix, source in compiled.companions.items():
         _save_atomically(companion_paths[suffix], functools.partial(shutil.copyfile, source))
@@ -251,10 +267,9 @@ def job_key_inputs(
     session: ModelSession, job: dict[str, Any], options: TargetOptions, versions: dict
 ) -> dict[str, Any]:
     """What the job's artifact key is made of (:func:`artifact_key` of it is the key)."""
-    example, _, _, _ = session.bucket(job)
     target = get_target(job["target"])
     return key_inputs(
-        computation_digest(session.wrapper, example),
+        computation_digest(session.traced(job["inputs"])[0]),
         job["inputs"],
         job["target"],
         target.key_options(options),
@@ -388,7 +403,12 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     keys, artifacts, events = result["keys"], result["artifacts"], result["events"]
     if request["mode"] == "prepare" and request["check"] != "off":
         findings = run_checks(
-            session.name, session.model, session.wrapper, request["inputs"], request["batched"]
+            session.name,
+            session.model,
+            session.wrapper,
+            request["inputs"],
+            request["batched"],
+            lambda: session.traced(request["inputs"])[0],
         )
         result["findings"] = findings
         if request["check"] == "error" and any(f["kind"] != "skipped" for f in findings):
