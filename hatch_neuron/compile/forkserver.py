@@ -225,8 +225,8 @@ def factory_imports(factories: list[str], import_paths: list[Path], limit: int =
             top = imported.partition(".")[0]
             if top in NOT_PRELOADED:
                 continue
-            if _project_source(top, search) is not None:
-                todo.append(imported)
+            if _project_source(top, search) is not None:  # the project's: read it too (and `from . import x`)
+                todo += [imported, *(f"{imported}.{a}" for a in attributes)]
                 continue
             spec = PathFinder.find_spec(top, [*search, *sys.path])
             origin = spec.origin if spec is not None else None
