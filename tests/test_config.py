@@ -491,6 +491,23 @@ ERROR_CASES = [
         None,
         id="timeout-negative",
     ),
+    pytest.param(
+        minimal(warmup="sometimes"),
+        "tool.neuron.warmup",
+        ["expected an integer or one of 'auto', got string 'sometimes'"],
+        None,
+        id="warmup-word",
+    ),
+    pytest.param(
+        minimal(warmup=-1), "tool.neuron.warmup", ["must be >= 0, got -1"], None, id="warmup-negative"
+    ),
+    pytest.param(
+        minimal(workers="forked"),
+        "tool.neuron.workers",
+        ["string 'forked' is not allowed; allowed: preloaded, fresh"],
+        None,
+        id="workers-unknown",
+    ),
 ]
 
 

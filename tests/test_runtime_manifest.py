@@ -368,23 +368,30 @@ def test_file_replaced_while_it_loads_is_refused(package: tuple[str, Path]) -> N
 
 
 def test_warm_up_runs_each_module_at_load(package: tuple[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    """``warmup`` calls per module at load, on zeros of the compiled shapes; HATCH_NEURON_WARMUP overrides."""
+    """``warmup`` calls per module at load, on zeros of the compiled shapes (``auto``: 2 below 64 MiB,
+    none above); HATCH_NEURON_WARMUP overrides."""
     name, folder = package
     manifest, _ = valid(folder)
     calls: list[list[int]] = []
     real = model_module.CompiledModel._warm_up
 
-    def spy(self: Any, modules: dict, count: int) -> None:
-        calls.append([count, len(modules)])
+    def spy(self: Any, modules: dict, count: dict) -> None:
+        calls.append(sorted(count.values()))
         real(self, modules, count)
 
     monkeypatch.setattr(model_module.CompiledModel, "_warm_up", spy)
     runtime.CompiledModel(name, "m")
     write(folder, {**manifest, "warmup": 5})
     runtime.CompiledModel(name, "m")
+    write(folder, {**manifest, "warmup": "auto"})
+    runtime.CompiledModel(name, "m")
+    monkeypatch.setattr(model_module, "AUTO_WARMUP_MAX_SIZE", 10)  # the artifact is a "large" one now
+    runtime.CompiledModel(name, "m")
+    monkeypatch.setenv("HATCH_NEURON_WARMUP", "3")
+    runtime.CompiledModel(name, "m")
     monkeypatch.setenv("HATCH_NEURON_WARMUP", "0")
     runtime.CompiledModel(name, "m")
-    assert calls == [[2, 1], [5, 1], [0, 1]]
+    assert calls == [[2], [5], [2], [0], [3], [0]]
     monkeypatch.setenv("HATCH_NEURON_WARMUP", "x")
     with pytest.raises(ValueError, match="HATCH_NEURON_WARMUP='x'"):
         runtime.CompiledModel(name, "m")

@@ -307,11 +307,14 @@ class NeuronSettings:
     load: Literal["import", "lazy"] = "import"
     """``import``: load every model when the generated module is imported; ``lazy``: on first call."""
 
-    warmup: int = 2
+    warmup: int | Literal["auto"] = "auto"
     """Calls each artifact runs, on zeros of its compiled shapes, when it loads, so that a user's first
     call runs at steady-state speed: TorchScript (``cpu``, ``neuron``) optimises its graph over the first
-    two calls, torch-xla compiles on the first. ``0``: none (the first calls are slower). Loading then
-    takes that many calls longer. ``HATCH_NEURON_WARMUP`` overrides it where the package is loaded."""
+    two calls, torch-xla compiles on the first. Loading then takes that many calls longer. ``auto``: 2
+    for artifacts under 64 MiB and for every ``xla`` artifact, none for larger ones (the first call's
+    one-off work is a small part of a large model's call: BERT-base's first call is 1.7x its steady
+    state, while two warm-up calls would double its import). ``0``: none. ``HATCH_NEURON_WARMUP``
+    overrides it where the package is loaded."""
 
     timeout: float = 3600.0
     """Seconds one worker process (a model's checks, or one compile job: import, trace, compile, verify)
@@ -381,7 +384,7 @@ class NeuronSettings:
         check_targets(self.targets, f"{path}.targets")
         if self.replicas < 1:
             raise ConfigError(f"{path}.replicas", f"must be >= 1, got {self.replicas}")
-        if self.warmup < 0:
+        if self.warmup != "auto" and self.warmup < 0:
             raise ConfigError(f"{path}.warmup", f"must be >= 0, got {self.warmup}")
         if self.jobs is not None and self.jobs < 1:
             raise ConfigError(f"{path}.jobs", f"must be >= 1, got {self.jobs}")

@@ -6,6 +6,7 @@ what was found, what is allowed, and a 'did you mean' hint for unknown keys.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -59,9 +60,15 @@ def convert(tp: Any, value: Any, path: str) -> Any:
         if isinstance(value, dict) and tables:
             return convert(tables[0], value, path)
         others = [o for o in options if not dataclasses.is_dataclass(o)]
+        for other in others[1:]:  # e.g. int | Literal["auto"]: the first that takes the value
+            with contextlib.suppress(ConfigError):
+                return convert(other, value, path)
         try:
             return convert(others[0], value, path)
         except ConfigError as exc:
+            if len(others) > 1:
+                kinds = " or ".join(_type_name(o) for o in [*others, *tables])
+                raise ConfigError(path, f"expected {kinds}, got {_describe(value)}") from None
             if not tables:
                 raise
             raise ConfigError(path, f"{exc.message}, or {_type_name(tables[0])}", exc.hint) from None

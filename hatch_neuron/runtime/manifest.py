@@ -117,8 +117,8 @@ def manifest_problem(manifest: object) -> str | None:
     if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 1:
         return f"'replicas' is {replicas!r}, not a whole number >= 1"
     warmup = manifest.get("warmup", 0)
-    if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0:
-        return f"'warmup' is {warmup!r}, not a whole number >= 0"
+    if warmup != "auto" and (not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0):
+        return f"'warmup' is {warmup!r}, not a whole number >= 0 or 'auto'"
     placement = manifest.get("placement", "round-robin")
     if not isinstance(placement, str) and not (
         isinstance(placement, dict)

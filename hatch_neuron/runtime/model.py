@@ -44,15 +44,21 @@ def replica_count(manifest: dict[str, Any]) -> int:
     return int(override)
 
 
-def warmup_calls(manifest: dict[str, Any]) -> int:
-    """``warmup`` of the build (2 for packages built before it existed), unless ``HATCH_NEURON_WARMUP``
-    says otherwise for this process."""
-    override = os.environ.get("HATCH_NEURON_WARMUP", "").strip()
-    if not override:
-        return manifest.get("warmup", 2)
-    if not override.isdigit():
-        raise ValueError(f"HATCH_NEURON_WARMUP={override!r}: expected a whole number >= 0")
-    return int(override)
+#: With ``warmup = "auto"``, artifacts at least this large (except ``xla`` ones) get no warm-up calls.
+AUTO_WARMUP_MAX_SIZE = 64 * 2**20
+
+
+def warmup_calls(manifest: dict[str, Any], target: str, size: int) -> int:
+    """Warm-up calls for an artifact of ``size`` bytes: ``warmup`` of the build (2 for packages built
+    before it existed), unless ``HATCH_NEURON_WARMUP`` says otherwise for this process."""
+    setting = os.environ.get("HATCH_NEURON_WARMUP", "").strip() or manifest.get("warmup", 2)
+    if setting == "auto":
+        return 2 if target == "xla" or size < AUTO_WARMUP_MAX_SIZE else 0
+    if isinstance(setting, int):
+        return setting
+    if not setting.isdigit():
+        raise ValueError(f"HATCH_NEURON_WARMUP={setting!r}: expected a whole number >= 0 or auto")
+    return int(setting)
 
 
 def _dtype(name: Any) -> torch.dtype:
@@ -134,7 +140,7 @@ class CompiledModel:
         with self._lock:
             if self._modules is None:
                 manifest = read_manifest(self.package)
-                modules = {}
+                modules, calls = {}, {}
                 for key, artifact in self._artifacts.items():
                     with open_artifact(
                         self.package, artifact["file"], artifact["sha256"], artifact["size"]
@@ -145,24 +151,26 @@ class CompiledModel:
                             )
                             for i in range(self.replicas)
                         ]
-                self._warm_up(modules, warmup_calls(manifest))
+                    calls[key] = warmup_calls(manifest, self.target, artifact["size"])
+                self._warm_up(modules, calls)
                 if not self.policy.axes and self.replicas == 1:
                     self._single = modules[()][0]
                 self._modules = modules
         return next(iter(self._modules.values()))[0]
 
-    def _warm_up(self, modules: dict[tuple[int, ...], list[Any]], calls: int) -> None:
-        """Run every loaded module ``calls`` times on zeros of its compiled shapes, so that the first calls'
-        one-off work (TorchScript's profiling executor optimises the graph over its first calls, torch-xla
-        compiles on its first) happens at load time, not in a user's first calls."""
-        if not calls:
-            return
+    def _warm_up(self, modules: dict[tuple[int, ...], list[Any]], calls: dict[tuple[int, ...], int]) -> None:
+        """Run every loaded module of each bucket ``calls[bucket]`` times on zeros of its compiled shapes,
+        so that the first calls' one-off work (TorchScript's profiling executor optimises the graph over
+        its first calls, torch-xla compiles on its first) happens at load time, not in a user's first
+        calls."""
         with torch.no_grad():
             for bucket, replicas in modules.items():
+                if not calls[bucket]:
+                    continue
                 inputs = self.policy.warmup_inputs(bucket)
                 try:
                     for module in replicas:
-                        for _ in range(calls):
+                        for _ in range(calls[bucket]):
                             module(*inputs)
                 # zeros are not every model's input (a Cholesky, say): a failed warm-up is no load error
                 except Exception as exc:
