@@ -294,7 +294,14 @@ def onnxruntime_call(model: Any, inputs: tuple[Any, ...], folder: Path, threads:
     options.intra_op_num_threads = threads
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     feed = {name: tensor.numpy() for name, tensor in zip(names, inputs, strict=True)}
-    return lambda: torch.from_numpy(session.run(None, feed)[0])
+    with torch.no_grad():
+        keys = list(want) if isinstance(want := model(*inputs), dict) else None
+
+    def call() -> Any:  # the eager model's output structure: a tensor, or a dict in its order
+        outputs = [torch.from_numpy(o) for o in session.run(None, feed)]
+        return dict(zip(keys, outputs, strict=True)) if keys else outputs[0]
+
+    return call
 
 
 def child_calls(payload: dict[str, Any]) -> dict[str, Any]:
