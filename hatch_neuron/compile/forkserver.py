@@ -127,6 +127,7 @@ class ForkServer:
     def start(self, request: Path, result: Path, log: Path, cwd: Path, token_variable: str) -> ForkedProcess:
         """Fork a worker running ``worker.main([request, result])`` in ``cwd``, output to ``log``."""
         if not self._ready.wait(START_TIMEOUT) or not self._alive:
+            self._give_up()
             raise ServerGone("the fork server did not start")
         self._next_id += 1
         start = {
@@ -137,10 +138,20 @@ class ForkServer:
             "env": {token_variable: str(os.getpid())},
         }
         self._send({"start": start})
-        reply = self._replies.get(timeout=START_TIMEOUT)
+        try:
+            reply = self._replies.get(timeout=START_TIMEOUT)
+        except queue.Empty:
+            reply = {}
         if reply.get("started") != self._next_id:
+            self._give_up()
             raise ServerGone("the fork server stopped answering")
         return ForkedProcess(self, reply["pid"])
+
+    def _give_up(self) -> None:
+        """Use the server no more (fresh workers from now on); end it, so that it forks nothing later."""
+        self._alive = False
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
 
     def preload(self, modules: list[str]) -> None:
         """Have the server import ``modules`` (best effort: one that fails to import is skipped)."""
