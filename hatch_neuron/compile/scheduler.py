@@ -290,9 +290,8 @@ class Scheduler:
 
     def _steal(self, builds: dict[str, ModelBuild], running: list[Worker]) -> WorkerTask | None:
         """A job for an idle slot: the last job not yet taken of the running model with the most left.
-        Its prepare worker goes through the jobs from the first, after its checks: while they run, its
-        first job is up for taking too (a model with one artifact then compiles while it is checked). The
-        per-key lock settles who compiles a job both reach; the other takes it from the cache."""
+        Its prepare worker goes through the jobs from the first; the per-key lock settles who compiles a
+        job both reach."""
         if self.check_failures:
             return None  # the build fails: compile nothing more
         best, best_left = None, 0
@@ -300,8 +299,7 @@ class Scheduler:
             build = builds[worker.task.model.name]
             if worker.task.mode != "prepare":
                 continue
-            first = 0 if worker.task.check != "off" else 1
-            left = [j for j in build.model.jobs[first:] if j.stem not in build.stolen]
+            left = [j for j in build.model.jobs[1:] if j.stem not in build.stolen]
             if len(left) > best_left:
                 best, best_left = (build, left[-1]), len(left)
         if best is None:
