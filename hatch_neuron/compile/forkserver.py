@@ -77,7 +77,9 @@ class ForkServer:
     """The build side of the server: start it, fork workers from it, tell it what to preload, close it."""
 
     def __init__(self, home: Path) -> None:
-        self.token_variable = "HATCH_NEURON_WORKER_" + uuid.uuid4().hex
+        from .runner import WORKER_TOKEN_PREFIX  # runner imports this module
+
+        self.token_variable = WORKER_TOKEN_PREFIX + uuid.uuid4().hex
         env = {**os.environ, self.token_variable: str(os.getpid())}
         self._folder = tempfile.TemporaryDirectory(prefix="hatch-neuron-fork-server-")
         self.log_file = Path(self._folder.name) / "output.log"
