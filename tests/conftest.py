@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -216,6 +217,56 @@ MATRIX = pytest.StashKey[list]()
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[MATRIX] = []
+
+
+# -- the test pyramid: tests that start processes are marked ``integration`` from what they use ----------
+
+#: The helpers that start a frontend, an installer, an interpreter or a build's workers.
+PROCESS_HELPERS = ("run", "pip_wheel", "install", "run_python", "run_json", "make_venv")
+
+
+def _starts_processes(function: Any, module_globals: dict[str, Any], seen: set[Any]) -> bool:
+    """Whether ``function`` (a test or fixture) reaches a process helper or ``subprocess``, directly or
+    through functions of the test module and this file (followed by name, nested functions included)."""
+    function = inspect.unwrap(function)
+    if function in seen or function is _starts_processes or not hasattr(function, "__code__"):
+        return False
+    seen.add(function)
+    codes = [function.__code__]
+    names: set[str] = set()
+    while codes:
+        code = codes.pop()
+        names.update(code.co_names)
+        codes += [const for const in code.co_consts if inspect.iscode(const)]
+    helpers = [subprocess, *(globals()[name] for name in PROCESS_HELPERS)]
+    ours = (__name__, module_globals.get("__name__"))
+    for name in names:
+        target = module_globals.get(name, globals().get(name))
+        if any(target is helper for helper in helpers):
+            return True
+        if (
+            inspect.isfunction(target)
+            and target.__module__ in ours
+            and _starts_processes(target, target.__globals__, seen)
+        ):
+            return True
+    return False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark ``integration`` every test that starts processes (itself or through its fixtures): real wheel
+    builds, installs, fresh interpreters. The default ``pytest`` (the quick loop) leaves them out unless
+    they are marked ``quick`` too; CI runs everything (``scripts/test.sh``)."""
+    for item in items:
+        if not isinstance(item, pytest.Function) or item.get_closest_marker("integration"):
+            continue
+        module_globals = item.module.__dict__ if item.module else {}
+        functions = [item.function] + [
+            definitions[-1].func for definitions in item._fixtureinfo.name2fixturedefs.values()
+        ]
+        seen: set[Any] = set()
+        if any(_starts_processes(f, getattr(f, "__globals__", module_globals), seen) for f in functions):
+            item.add_marker(pytest.mark.integration)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -197,6 +197,7 @@ def batching_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return install(single_wheel(root / "dist"), root / "site")
 
 
+@pytest.mark.quick
 def test_buckets_and_dynamic_batch_match_eager(batching_site: Path) -> None:
     report = run_json(CHECK, batching_site)
     assert max(report["rows"].values()) < 1e-5, report["rows"]  # batch sizes 1..20, beyond the largest (8)

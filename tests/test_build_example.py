@@ -7,6 +7,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
 from conftest import EXAMPLE, assert_wheel_hygiene, clean_env, run, run_json, run_python, single_wheel
 
 MODELS = ["scale_add", "conv", "classifier", "encoder"]
@@ -55,6 +56,7 @@ COMPARE_ALL = """
 """
 
 
+@pytest.mark.quick
 def test_every_model_matches_eager(example_cpu_install: Path) -> None:
     report = run_json(COMPARE_ALL, example_cpu_install)
     assert report["module_file"].startswith(str(example_cpu_install))  # not the source tree
@@ -96,6 +98,7 @@ def test_wheel_contents_and_metadata(example_cpu_wheel: Path) -> None:
     assert "load('example_models', 'encoder', lazy=False)" in generated
 
 
+@pytest.mark.quick
 def test_wheel_hygiene(example_cpu_wheel: Path) -> None:
     assert_wheel_hygiene(example_cpu_wheel)
 
@@ -163,6 +166,7 @@ BAD_CALLS = [
 ]
 
 
+@pytest.mark.quick
 def test_fixed_shapes_dtypes_and_arity(example_cpu_install: Path) -> None:
     """Neuron's fixed shapes and dtypes, enforced by the loader on every target (one interpreter for all)."""
     outcomes = run_json(

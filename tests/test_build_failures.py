@@ -263,6 +263,7 @@ def test_factory_import_errors(tmp_path: Path, case: str) -> None:
 # 5. The traced graph differs from eager on the second input set.
 
 
+@pytest.mark.quick
 def test_verification_mismatch(tmp_path: Path) -> None:
     from hatch_neuron.compile.inputs import CHECK_SEED, TRACE_SEED, make_inputs
 

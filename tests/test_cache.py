@@ -168,6 +168,7 @@ def _artifact_entries(cache: Path) -> list[Path]:
     return sorted((cache / "v1" / "artifacts").glob("*/*"))
 
 
+@pytest.mark.quick
 def test_corrupted_entry_is_detected_and_rebuilt(warm: tuple[Path, Path], tmp_path: Path) -> None:
     project, cache = warm
     [entry] = _artifact_entries(cache)

@@ -57,6 +57,7 @@ def example_double_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path
     return single_wheel(out), [c for c in calls if c["call"] == "trace"], result.stdout + result.stderr
 
 
+@pytest.mark.quick
 def test_trace_called_exactly_as_documented(example_double_build: tuple[Path, list[dict], str]) -> None:
     _, calls, _ = example_double_build
     # compile jobs run in parallel, so the calls come in any order

@@ -73,6 +73,7 @@ def twin_site(twin_build: tuple[Path, str], tmp_path_factory: pytest.TempPathFac
     return install(twin_build[0], tmp_path_factory.mktemp("twin-site"))
 
 
+@pytest.mark.quick
 def test_wheel_hygiene(twin_build: tuple[Path, str]) -> None:
     assert_wheel_hygiene(twin_build[0])
 
