@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from .cache import commands as cache_commands
-from .inspection import InspectError, all_artifacts, inspect_path, render
+from .inspection import InspectError, inspect_path, render
+from .runtime.manifest import all_artifacts, artifact_files
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         not entry["sha256_ok"]
         for report in reports
         for artifact in all_artifacts(report)
-        for entry in [artifact, *artifact.get("companions", {}).values()]
+        for entry in artifact_files(artifact)
     )
     return 1 if bad else 0
 

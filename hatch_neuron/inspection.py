@@ -22,6 +22,8 @@ from .runtime.manifest import (
     MANIFEST,
     MAX_MANIFEST_BYTES,
     FileProblem,
+    all_artifacts,
+    artifact_files,
     hash_stream,
     open_regular,
     parse_manifest,
@@ -172,12 +174,6 @@ def find_installed(name: str) -> Path | None:
     return None
 
 
-def all_artifacts(manifest: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for model in manifest["models"].values():
-        for entries in model["artifacts"].values():
-            yield from entries
-
-
 def _selection_here(
     manifest: dict[str, Any], targets: list[str] | None = None, model: str | None = None
 ) -> dict[str, Any]:
@@ -227,7 +223,7 @@ def inspect_path(target: str) -> list[dict[str, Any]]:
     reports = []
     for source, where, manifest, check in _sources(target):
         for artifact in all_artifacts(manifest):
-            for entry in [artifact, *artifact.get("companions", {}).values()]:
+            for entry in artifact_files(artifact):
                 entry["present"], entry["sha256_ok"] = check(entry)
         report = {"source": source, **manifest, "selection_here": _selection_here(manifest)}
         for name, model in manifest["models"].items():
@@ -311,7 +307,6 @@ def _render_report(report: dict[str, Any]) -> list[str]:
                 native = "  torch_neuronx.dynamic_batch" if artifact.get("dynamic_batch") else ""
                 lines.append(f"    {target:<8} {_file_line(artifact)}  {verified}{native}")
                 lines += [
-                    f"    {'':<8} + {_file_line(companion)}"
-                    for companion in artifact.get("companions", {}).values()
+                    f"    {'':<8} + {_file_line(companion)}" for companion in artifact_files(artifact)[1:]
                 ]
     return lines

@@ -25,6 +25,7 @@ from hatch_neuron.cache import CorruptEntry, LocalCache
 from hatch_neuron.config import ConfigError
 from hatch_neuron.config.parse import settings_from_table, tomllib
 from hatch_neuron.package import pipeline
+from hatch_neuron.package.hatch_hook import hook_table_problem
 from hatch_neuron.plan import MANY_ARTIFACTS, make_plan, plan_warnings
 
 NETS = """
@@ -402,3 +403,19 @@ def test_neuron_table_without_the_hatchling_hook_warns(tmp_path: Path) -> None:
     assert "warning: pyproject.toml has [tool.neuron] but no [tool.hatch.build.hooks.neuron]" in check.stderr
     setuptools = {"build-system": {"build-backend": "setuptools.build_meta"}, "tool": {"neuron": {}}}
     assert pipeline.missing_hook_warning(setuptools) is None
+
+
+def test_settings_under_the_hatchling_hook_table_are_refused(tmp_path: Path) -> None:
+    """``[tool.hatch.build.hooks.neuron] jobs = 2`` would be ignored: the build fails, naming the key and
+    where hatch-neuron's settings go; Hatchling's own hook options are accepted."""
+    assert hook_table_problem({"dependencies": ["x"], "enable-by-default": True}) is None
+    project = _project(tmp_path, TOML)
+    text = (project / "pyproject.toml").read_text()
+    hooked = text.replace("[tool.hatch.build.hooks.neuron]\n", "[tool.hatch.build.hooks.neuron]\njobs = 2\n")
+    (project / "pyproject.toml").write_text(hooked)
+    failed = pip_wheel(project, tmp_path / "dist", check=False)
+    assert failed.returncode != 0
+    output = failed.stdout + failed.stderr
+    assert "[tool.hatch.build.hooks.neuron] has 'jobs', which hatch-neuron does not read" in output
+    assert "settings live in [tool.neuron]" in output
+    assert not list((tmp_path / "dist").glob("*.whl"))

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections import deque
 from types import SimpleNamespace
 
-from hatch_neuron.compile.scheduler import Scheduler
+import pytest
+
+from hatch_neuron.compile import scheduler as scheduler_module
+from hatch_neuron.compile.scheduler import Scheduler, threads_per_worker
 
 
 class FinishedWorker:
@@ -43,3 +46,13 @@ def test_worker_stopped_by_another_that_finished_with_it_is_not_handled_twice() 
     scheduler._steal = lambda builds, running: None
     scheduler._run_workers(queue, {}, {}, None)
     assert handled == ["a"]
+
+
+def test_workers_share_the_cpus_of_the_jobs_that_can_run_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One compile job gets every CPU (as an ad-hoc script would); more jobs than ``jobs`` split them."""
+    monkeypatch.setattr(scheduler_module, "usable_cpus", lambda: 8)
+    tasks = [SimpleNamespace(jobs=("a",)), SimpleNamespace(jobs=("b", "c", "d"))]
+    assert threads_per_worker(4, tasks[:1]) == 8
+    assert threads_per_worker(4, tasks[1:]) == 2  # 3 jobs at once: 8 // 3
+    assert threads_per_worker(2, tasks) == 4
+    assert threads_per_worker(4, [SimpleNamespace(jobs=())]) == 8  # checks only

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import NeuronSettings
-from ..plan import BuildPlan, CompileJob, ModelPlan
+from ..plan import BuildPlan, CompileJob, ModelPlan, job_label
+from ..runtime.manifest import artifact_files
 from .forkserver import ForkedProcess, ForkServer, ServerGone
 from .info import TARGET_INFO
 from .options import TargetOptions
@@ -97,9 +98,7 @@ class WorkerTask:
     def label(self) -> str:
         if self.mode == "prepare":
             return f"{self.model.name} [checks]"
-        job = self.jobs[0]
-        bucket = " ".join(f"dim{d}={n}" for d, n in job.bucket)
-        return f"{self.model.name} [{job.target}{' ' + bucket if bucket else ''}]"
+        return job_label(self.model.name, self.jobs[0].target, self.jobs[0].bucket)
 
 
 def _tail(text: str, lines: int = 25) -> str:
@@ -309,8 +308,8 @@ class Worker:
         for stem in [s for s in artifacts if s in known]:
             del artifacts[stem]
         for entry in artifacts.values():
-            for name in [entry["file"], *(c["file"] for c in entry.get("companions", {}).values())]:
-                shutil.move(self._own_out / name, self.out_dir / name)
+            for part in artifact_files(entry):
+                shutil.move(self._own_out / part["file"], self.out_dir / part["file"])
 
     def _end_group(self) -> None:
         """End whatever the worker left running, in its session or out of it (also after a normal exit)."""

@@ -21,7 +21,7 @@ import platform
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from ..cache.keys import direct_key, installed_distributions
 from ..cache.remote import RemoteSettings
 from ..cache.store import fault_message, sha256_file
 from ..config import NeuronSettings
-from ..plan import BuildPlan, ModelPlan
+from ..plan import BuildPlan, ModelPlan, job_label
 from . import get_target
 from .findings import check_failure
 from .forkserver import ForkServer, factory_imports
@@ -81,13 +81,25 @@ _SOURCES: dict[bool | str, tuple[str, str]] = {
 DIRECT_RECORD_FORMAT = 2
 
 
-def _versions() -> dict[str, str]:
-    return {"hatch-neuron": __version__, "torch": importlib.metadata.version("torch")}
+def torch_version() -> str:
+    """The build environment's torch, from its metadata (a warm, cached build does not import torch)."""
+    try:
+        return importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        raise CompileError(
+            "torch is not installed in the build environment: the build hooks ask for it in isolated builds "
+            "(HATCH_NEURON_TORCH or the project's own torch requirement says which); with "
+            "--no-build-isolation, install torch first"
+        ) from None
+
+
+def build_versions() -> dict[str, str]:
+    """What every artifact of this build is built with: hatch-neuron and torch."""
+    return {"hatch-neuron": __version__, "torch": torch_version()}
 
 
 def _label(model: str, artifact: dict[str, Any], target: str) -> str:
-    bucket = " ".join(f"dim{d}={n}" for d, n in artifact["bucket"].items())
-    return f"{model} [{target}{' ' + bucket if bucket else ''}]"
+    return job_label(model, target, artifact["bucket"].items())
 
 
 class ModelBuild:
@@ -146,6 +158,14 @@ class ModelBuild:
         }
 
 
+def threads_per_worker(jobs: int, queue: Iterable[WorkerTask]) -> int:
+    """Intra-op threads for each worker: the usable CPUs shared by the workers that can run at once,
+    which are fewer than ``jobs`` when there are fewer compile jobs (one model's build gets every CPU,
+    as an ad-hoc script would)."""
+    at_once = min(jobs, sum(len(task.jobs) for task in queue))
+    return max(1, usable_cpus() // max(1, at_once))
+
+
 class Scheduler:
     def __init__(self, plan: BuildPlan, root: Path, out_dir: Path, log: Callable[[str], None]) -> None:
         self.plan, self.root, self.out_dir, self.log = plan, root, out_dir, log
@@ -158,8 +178,7 @@ class Scheduler:
                 self._cache_fault(exc)
         self.jobs = settings.jobs or usable_cpus()
         self.request_extra = {
-            "threads": max(1, usable_cpus() // self.jobs),
-            "versions": _versions(),
+            "versions": build_versions(),
             "track_reads": settings.cache == "on",
             "remote": remote_settings(settings),
         }
@@ -174,7 +193,7 @@ class Scheduler:
     def _environment(self) -> dict[str, Any]:
         """What the direct keys of this build share: versions and where modules are imported from."""
         return {
-            **_versions(),
+            **build_versions(),
             "python": platform.python_version(),
             "distributions": installed_distributions(),
             # where factories and toolchains are imported from (a module found elsewhere is another one)
@@ -331,6 +350,7 @@ class Scheduler:
                     continue
             builds[model.name] = ModelBuild(model)
             queue.append(WorkerTask(self.plan, model, "prepare", model.jobs, check=model.check))
+        self.request_extra["threads"] = threads_per_worker(self.jobs, queue)
         if queue:  # something to build: a missing toolchain fails here, before any model is imported
             for target in dict.fromkeys(job.target for task in queue for job in task.jobs):
                 get_target(target).preflight(target_options(self.plan.settings))

@@ -30,6 +30,7 @@ from ..cache.deps import ReadTracker
 from ..cache.keys import artifact_key, computation_digest, key_inputs
 from ..cache.remote import RemoteLayer, RemoteSettings
 from ..cache.store import sha256_file
+from ..plan import bucket_label
 from ..runtime.pytree import flatten
 from ..runtime.targets import load_artifact
 from . import CompileTarget, TargetOptions, get_target
@@ -333,7 +334,7 @@ _ENTRY_OWN = {
 
 
 def session_label(job: dict[str, Any]) -> str:
-    return " ".join(f"dim{d}={n}" for d, n in job["bucket"]) or "no buckets"
+    return bucket_label(job["bucket"]) or "no buckets"
 
 
 def compile_or_reuse(

@@ -364,7 +364,9 @@ class NeuronSettings:
 
     jobs: int | None = None
     """How many compile jobs (a model at one bucket for one target) run at once, each in its own worker
-    process. Default: the number of CPUs this process may use. ``HATCH_NEURON_JOBS`` overrides."""
+    process. Default: the number of CPUs this process may use. Each worker gets the CPUs divided by the
+    workers that can run at once (all of them for a build with one compile job). ``HATCH_NEURON_JOBS``
+    overrides."""
 
     workers: Literal["preloaded", "fresh"] = "preloaded"
     """How worker processes start: ``preloaded`` forks each from a server process that has imported torch

@@ -14,6 +14,23 @@ from .stored import add_stored, split_stored
 
 #: Set (to anything) to see hatch-neuron's traceback for a build error, as Hatchling's ``-v`` does.
 TRACEBACK_ENV = "HATCH_NEURON_TRACEBACK"
+#: The options of ``[tool.hatch.build.hooks.neuron]`` that Hatchling itself reads for every hook; the
+#: hook has none of its own (its settings live in ``[tool.neuron]``), so any other key is an error.
+HATCHLING_HOOK_OPTIONS = frozenset(
+    {"dependencies", "require-runtime-dependencies", "require-runtime-features", "enable-by-default"}
+)
+
+
+def hook_table_problem(config: dict[str, Any]) -> str | None:
+    """Why the hook's own table is wrong (a key that would be silently ignored), or None."""
+    unknown = sorted(set(config) - HATCHLING_HOOK_OPTIONS)
+    if not unknown:
+        return None
+    return (
+        f"[tool.hatch.build.hooks.neuron] has {', '.join(map(repr, unknown))}, which hatch-neuron does not "
+        "read: its settings live in [tool.neuron] (for example [tool.neuron] jobs = 2); this table takes "
+        f"only Hatchling's own hook options ({', '.join(sorted(HATCHLING_HOOK_OPTIONS))})"
+    )
 
 
 class NeuronBuildHook(BuildHookInterface):
@@ -28,6 +45,9 @@ class NeuronBuildHook(BuildHookInterface):
         return [build_requires.torch_requirement(Path(self.root) / "pyproject.toml")]
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
+        problem = hook_table_problem(self.config)
+        if problem:
+            self.app.abort(f"hatch-neuron: error: {Path(self.root) / 'pyproject.toml'}: {problem}")
         if self.target_name != "wheel":
             return
         editable = version == "editable"

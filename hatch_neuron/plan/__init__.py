@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,17 @@ class CompileJob:
         """The artifact's file name without the target's suffix."""
         sizes = "".join(f".d{dim}-{size}" for dim, size in self.bucket)
         return f"{self.model}.{self.target}{sizes}"
+
+
+def bucket_label(bucket: Iterable[tuple[int, int] | list[int]]) -> str:
+    """How logs name a bucket: ``dim0=8 dim1=128`` ("" with no buckets)."""
+    return " ".join(f"dim{dim}={size}" for dim, size in bucket)
+
+
+def job_label(model: str, target: str, bucket: Iterable[tuple[int, int] | list[int]]) -> str:
+    """How logs name one artifact: ``encoder [cpu dim0=8]``."""
+    where = " ".join(filter(None, (target, bucket_label(bucket))))
+    return f"{model} [{where}]"
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,18 @@ def _file_entry_problem(entry: object) -> str | None:
     return None
 
 
+def all_artifacts(manifest: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every artifact entry of a manifest, model by model, target by target."""
+    for model in manifest["models"].values():
+        for entries in model["artifacts"].values():
+            yield from entries
+
+
+def artifact_files(artifact: dict[str, Any]) -> list[dict[str, Any]]:
+    """The file entries (``file``, ``sha256``, ``size``) of one artifact: its own, then its companions'."""
+    return [artifact, *artifact.get("companions", {}).values()]
+
+
 def manifest_problem(manifest: object) -> str | None:
     """What is wrong with the structure of a (format 1) manifest that the runtime and ``inspect`` rely on,
     or None: ``models`` (each with ``artifacts``: target -> list of entries with ``file``, ``sha256``,
