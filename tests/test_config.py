@@ -972,3 +972,18 @@ def test_bad_model_overrides(override: dict[str, Any], path: str, fragment: str)
     with pytest.raises(ConfigError) as info:
         settings_from_table(with_model(**override), {})
     assert info.value.path == f"{ENC}.{path}" and fragment in str(info.value)
+
+
+def test_inductor_configs() -> None:
+    table = minimal(inductor_configs={"freezing": True, "cpp.weight_prepack": False, "max_fusion_size": 64})
+    assert settings_from_table(table, {}).inductor_configs == {
+        "freezing": True,
+        "cpp.weight_prepack": False,
+        "max_fusion_size": 64,
+    }
+    assert settings_from_table(minimal(), {}).inductor_configs == {}
+    reserved = error(minimal(inductor_configs={"cpp.march": "native"}))
+    assert reserved.path == "tool.neuron.inductor-configs" and "set by hatch-neuron" in reserved.message
+    assert "not an Inductor setting name" in error(minimal(inductor_configs={"bad name": 1})).message
+    nested = error(minimal(inductor_configs={"cpp": {"weight_prepack": False}}))  # an unquoted dotted key
+    assert nested.path == "tool.neuron.inductor-configs.cpp"

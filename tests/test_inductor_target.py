@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 from conftest import clean_env, install, make_project, pip_wheel, run_json, run_python, single_wheel
 
+from hatch_neuron.compile.inductor import InductorTarget
+from hatch_neuron.compile.options import TargetOptions
+
 pytestmark = [
     pytest.mark.slow,  # an AOTInductor compile takes ~30 s here
     pytest.mark.skipif(platform.machine() != "x86_64", reason="inductor artifacts are built for x86-64"),
@@ -33,6 +36,8 @@ TOML = """
     inputs = [{ shape = [4, 16] }]
     dynamic-batch = true
 """
+
+FREEZE = {"freezing": True}
 
 CALL = textwrap.dedent("""
     import json, torch
@@ -158,3 +163,34 @@ def test_export_failure_is_the_inductor_targets_error_and_a_model_can_skip_it(tm
         site,
     )
     assert diff == 0.0
+
+
+def with_configs(table: str) -> str:
+    return TOML.replace(
+        'targets = ["inductor", "cpu"]', f'targets = ["inductor", "cpu"]\n    inductor-configs = {table}'
+    )
+
+
+def test_inductor_configs_reach_aotinductor_and_the_key(tmp_path: Path) -> None:
+    """``inductor-configs = { freezing = true }`` builds a model matching eager; the settings are part of
+    the cache key; a name this torch's Inductor lacks fails the build before any model is imported."""
+    default, frozen = (InductorTarget().key_options(TargetOptions(inductor_configs=c)) for c in ({}, FREEZE))
+    assert frozen != default and frozen["freezing"] is True
+    assert InductorTarget.configs(TargetOptions(inductor_configs=FREEZE))["cpp.march"] == "x86-64-v3"
+
+    unknown = TOML.replace(
+        'targets = ["inductor", "cpu"]',
+        'targets = ["inductor", "cpu"]\n    inductor-configs = { no_such_setting = 1 }',
+    )
+    failed = pip_wheel(make_project(tmp_path / "bad", NETS, unknown), tmp_path / "bad-dist", check=False)
+    assert failed.returncode != 0
+    assert "'no_such_setting' is not a setting of torch" in failed.stdout + failed.stderr
+    assert not list((tmp_path / "bad-dist").glob("*.whl"))
+
+    toml = TOML.replace(
+        'targets = ["inductor", "cpu"]',
+        'targets = ["inductor", "cpu"]\n    inductor-configs = { freezing = true }',
+    )
+    pip_wheel(make_project(tmp_path / "proj", NETS, toml), tmp_path / "dist")
+    report = run_json(CALL, install(single_wheel(tmp_path / "dist"), tmp_path / "site"))
+    assert report["target"] == "inductor" and report["diff"] < 1e-5

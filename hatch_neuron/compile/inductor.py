@@ -30,13 +30,12 @@ MARCH = {"x86_64": "x86-64-v3"}
 #: AOTInductor compiles with ``-g1`` line tables (for profilers) by default: without them the library is
 #: about 4x smaller (1.48 MB -> 0.37 MB for a small MLP), and so are wheels and their compression time.
 NO_LINE_TABLES = {"aot_inductor.enable_line_tables": False}
-#: Inference settings: ``freezing`` folds the weights into the graph as constants, so Inductor folds
-#: batch norms into convolutions and prepacks weights for oneDNN. Measured side by side (bench_targets'
-#: models, one thread): real MiniLM 37.8 ms against 40.5 ms, the CNN at batch 8 818 us against 1085 us;
-#: the same compile time. ``max_autotune`` (Inductor's C++ GEMM template) was measured too: no gain on
-#: MiniLM for 2.3x the compile time, so it is not on.
-INFERENCE = {"freezing": True}
-CONFIGS = {**NO_LINE_TABLES, **INFERENCE}
+
+
+def inductor_setting_names() -> set[str]:
+    import torch._inductor.config as inductor_config
+
+    return set(inductor_config.get_config_copy())
 
 
 class InductorTarget(CompileTarget):
@@ -51,6 +50,12 @@ class InductorTarget(CompileTarget):
         if platform.machine() not in MARCH:
             raise TargetUnavailable(
                 f"target 'inductor' builds portable code for x86-64 only; this host is {platform.machine()}"
+            )
+        unknown = [name for name in options.inductor_configs if name not in inductor_setting_names()]
+        if unknown:
+            raise TargetUnavailable(
+                f"inductor-configs: {unknown[0]!r} is not a setting of torch {torch.__version__}'s Inductor "
+                "(torch._inductor.config)"
             )
         if shutil.which(os.environ.get("CXX", "g++")) is None:
             raise TargetUnavailable("target 'inductor' needs a C++ compiler (g++, or $CXX) on the build host")
@@ -86,7 +91,7 @@ class InductorTarget(CompileTarget):
         torch._inductor.aoti_compile_and_package(
             exported,
             package_path=str(package),
-            inductor_configs={"cpp.march": MARCH[platform.machine()], **CONFIGS},
+            inductor_configs=self.configs(options),
         )
         return Compiled(package, details)
 
@@ -101,7 +106,13 @@ class InductorTarget(CompileTarget):
         return {f"c++ ({compiler})": version or None}
 
     def key_options(self, options: TargetOptions) -> dict[str, Any]:
-        return {"device": options.inductor_device, "march": MARCH.get(platform.machine()), **CONFIGS}
+        return {"device": options.inductor_device, **self.configs(options)}
+
+    @staticmethod
+    def configs(options: TargetOptions) -> dict[str, Any]:
+        """The ``inductor_configs`` AOTInductor compiles with: the project's ``inductor-configs``, then
+        the portable instruction set and no line tables."""
+        return {**options.inductor_configs, "cpp.march": MARCH.get(platform.machine()), **NO_LINE_TABLES}
 
     def save(self, compiled: Compiled, path: Path) -> None:
         shutil.copyfile(compiled.module, path)

@@ -13,3 +13,5 @@ class TargetOptions:
     #: batching (``torch_neuronx.dynamic_batch``) apply it; the others leave it to the loader.
     dynamic_batch: bool = False
     inductor_device: str = "cpu"
+    #: ``inductor-configs``: extra AOTInductor settings.
+    inductor_configs: dict[str, bool | int | float | str] = field(default_factory=dict)

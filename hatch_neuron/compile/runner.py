@@ -44,6 +44,7 @@ def target_options(settings: NeuronSettings, model: ModelPlan | None = None) -> 
         settings.neuron_target,
         dynamic_batch=model is not None and model.settings.dynamic_batch and len(model.buckets()) == 1,
         inductor_device=settings.inductor_device,
+        inductor_configs=dict(settings.inductor_configs),
     )
 
 
