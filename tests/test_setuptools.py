@@ -31,7 +31,8 @@ from conftest import (
 )
 
 from hatch_neuron import __version__
-from hatch_neuron.package.pipeline import release_line, torch_version
+from hatch_neuron.compile.scheduler import torch_version
+from hatch_neuron.package.pipeline import release_line
 
 PACKAGE = TWIN_PACKAGE
 DIST_INFO = "setuptools_twin-1.0.0.dist-info"
