@@ -110,9 +110,9 @@ class InductorTarget(CompileTarget):
 
     @staticmethod
     def configs(options: TargetOptions) -> dict[str, Any]:
-        """The ``inductor_configs`` AOTInductor compiles with: the project's ``inductor-configs``, then
-        the portable instruction set and no line tables."""
-        return {**options.inductor_configs, "cpp.march": MARCH.get(platform.machine()), **NO_LINE_TABLES}
+        """The ``inductor_configs`` AOTInductor compiles with: no line tables unless the project's
+        ``inductor-configs`` say otherwise, and always the portable instruction set."""
+        return {**NO_LINE_TABLES, **options.inductor_configs, "cpp.march": MARCH.get(platform.machine())}
 
     def save(self, compiled: Compiled, path: Path) -> None:
         shutil.copyfile(compiled.module, path)
