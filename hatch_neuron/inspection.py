@@ -179,10 +179,11 @@ def _selection_here(
 ) -> dict[str, Any]:
     """Which target the runtime would load on this machine (for ``model``, from its own ``targets``), and
     why the ones before it were skipped."""
+    from .runtime.schema import Manifest
     from .runtime.targets import select_target
 
     try:
-        picked = select_target(manifest["package"], manifest, targets, model)
+        picked = select_target(manifest["package"], Manifest.from_json(manifest), targets, model)
     except (ImportError, LookupError, TypeError, ValueError, AttributeError) as exc:
         return {"target": None, "error": str(exc)}
     return {"target": picked.target, "skipped": picked.skipped, "forced": picked.forced}

@@ -10,6 +10,7 @@ from conftest import run_json
 
 from hatch_neuron.runtime import editable
 from hatch_neuron.runtime.manifest import _FOLDERS, artifact_folder, read_manifest, use_artifact_folder
+from hatch_neuron.runtime.schema import Manifest
 
 SCRIPT = """
     import json, sys
@@ -55,7 +56,7 @@ def test_artifact_folder_outside_the_package(tmp_path: Path) -> None:
     try:
         use_artifact_folder("no_such_package_here", tmp_path)
         assert artifact_folder("no_such_package_here") == tmp_path
-        assert read_manifest("no_such_package_here") == {"format": 1, "models": {}}
+        assert read_manifest("no_such_package_here") == Manifest(format=1, models={})
     finally:
         _FOLDERS.pop("no_such_package_here", None)
         read_manifest.cache_clear()

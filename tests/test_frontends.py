@@ -53,16 +53,16 @@ CHECK = """
     compiled = importlib.import_module(package + ".compiled")
     torch.manual_seed(0)
     diffs = {{}}
-    for name, entry in read_manifest(package)["models"].items():
-        module, factory = entry["factory"].split(":")
+    for name, entry in read_manifest(package).models.items():
+        module, factory = entry.factory.split(":")
         eager = getattr(importlib.import_module(module), factory)()
         inputs = []
-        for spec in entry["inputs"]:
-            dtype = getattr(torch, spec["dtype"])
+        for spec in entry.inputs:
+            dtype = getattr(torch, spec.dtype)
             if dtype.is_floating_point:
-                inputs.append(torch.rand(spec["shape"], dtype=dtype))
+                inputs.append(torch.rand(spec.shape, dtype=dtype))
             else:
-                inputs.append(torch.randint(int(spec["low"]), int(spec["high"]), spec["shape"], dtype=dtype))
+                inputs.append(torch.randint(int(spec.low), int(spec.high), spec.shape, dtype=dtype))
         pairs = zip(tree_leaves(getattr(compiled, name)(*inputs)), tree_leaves(eager(*inputs)))
         diffs[name] = max((got - want).abs().max().item() for got, want in pairs)
     print(json.dumps({{

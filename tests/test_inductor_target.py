@@ -80,7 +80,7 @@ def test_inductor_output_matches_eager(built: tuple[Path, Path]) -> None:
 
 
 def test_cpu_without_the_isa_falls_back_or_refuses(built: tuple[Path, Path]) -> None:
-    fake = "import hatch_neuron.runtime.targets as t; t.cpu_flags = lambda: frozenset({'sse2'})\n"
+    fake = "import hatch_neuron.runtime.inductor as t; t.cpu_flags = lambda: frozenset({'sse2'})\n"
     report = run_json(fake + CALL, built[1])
     assert report["target"] == "cpu" and report["diff"] < 1e-5
     assert report["skipped"] == {"inductor": "built for x86-64-v3 (AVX2, FMA), this CPU lacks avx2, fma"}

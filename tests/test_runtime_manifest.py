@@ -323,7 +323,7 @@ def test_a_traversable_that_is_not_a_folder(
     root = zipfile.Path(archive, "pkg/_hatch_neuron/")
     monkeypatch.setattr(manifest_module, "artifact_folder", lambda package: root)
     read_manifest.cache_clear()
-    assert read_manifest(name)["models"]["m"]["artifacts"]["cpu"][0]["size"] == len(data)
+    assert read_manifest(name).models["m"].artifacts["cpu"][0].size == len(data)
     with pytest.raises(ArtifactIntegrityError, match=f"{len(data) + 1} bytes read, {len(data)} recorded"):
         read_artifact(name, "m.cpu.pt", hashlib.sha256(data).hexdigest(), len(data))
     with pytest.raises(ManifestError, match="no such file"):

@@ -9,20 +9,25 @@ from typing import Any
 import pytest
 import torch
 
+import hatch_neuron.runtime.inductor as inductor
 import hatch_neuron.runtime.targets as targets
+from hatch_neuron.runtime.schema import Manifest
 
 
-def manifest(names: list[str], **artifact: Any) -> dict[str, Any]:
-    return {
-        "targets": names,
-        "built_with": {"torch": torch.__version__},
-        "models": {"m": {"artifacts": {name: [dict(artifact)] for name in names}}},
-    }
+def manifest(names: list[str], **facts: Any) -> Manifest:
+    artifact = {"file": "m.pt", "sha256": "0" * 64, "size": 1, **facts}
+    return Manifest.from_json(
+        {
+            "targets": names,
+            "built_with": {"torch": torch.__version__},
+            "models": {"m": {"artifacts": {name: [dict(artifact)] for name in names}}},
+        }
+    )
 
 
 def test_first_usable_target_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(targets.OVERRIDE_ENV, raising=False)
-    monkeypatch.setattr(targets, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    monkeypatch.setattr(inductor, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
     picked = targets.select_target("pkg", manifest(["neuron", "inductor", "cpu"]))
     assert picked.target == "inductor" and list(picked.skipped) == ["neuron"]
 
@@ -37,7 +42,7 @@ def test_override_forces_a_target(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_inductor_needs_the_isa(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(targets, "cpu_flags", lambda: frozenset({"sse2"}))
+    monkeypatch.setattr(inductor, "cpu_flags", lambda: frozenset({"sse2"}))
     reason = targets.unusable_reason("inductor", manifest(["inductor"]))
     assert reason is not None and "this CPU lacks avx2, fma" in reason
 

@@ -215,6 +215,7 @@ FAKE_BUILD = """
     from setuptools import build_meta
     from setuptools.warnings import SetuptoolsDeprecationWarning
     from hatch_neuron.package import pipeline
+    from hatch_neuron.runtime.schema import Manifest
 
     warnings.simplefilter("error", SetuptoolsDeprecationWarning)
     calls = []
@@ -229,7 +230,8 @@ FAKE_BUILD = """
             "demo_pkg/compiled.py": str(staging / "compiled.py"),
         }
         pins = ["hatch-neuron>=0.1.0", "torch==2.13.*"]
-        return pipeline.BuildResult(files, pins, {"package": "demo_pkg"}, PLATFORM_SPECIFIC), staging
+        manifest = Manifest(package="demo_pkg")
+        return pipeline.BuildResult(files, pins, manifest, PLATFORM_SPECIFIC), staging
 
     def read(folder, wheel):
         with zipfile.ZipFile(folder / wheel) as archive:

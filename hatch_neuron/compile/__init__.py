@@ -1,7 +1,7 @@
 """Compile stage: one module per target behind :class:`CompileTarget`; models run in a child process.
 
-Importing this package does not import torch or any target (the build process only needs
-:data:`TARGET_INFO` on a warm build); :func:`get_target` imports the one asked for.
+Importing this package does not import torch or any target (the build process only needs the registry,
+:mod:`hatch_neuron.targets`, on a warm build); :func:`get_target` imports the one asked for.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .info import TARGET_INFO, TargetInfo
+from ..targets import compiler
 from .options import TargetOptions
 
 if TYPE_CHECKING:
@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 
 
 def get_target(name: str) -> CompileTarget:
-    module, _, cls = TARGET_INFO[name].implementation.partition(":")
-    return getattr(importlib.import_module(f".{module}", __name__), cls)()
+    """The compile half of target ``name`` (:class:`~hatch_neuron.targets.UnknownTarget` if none)."""
+    target: CompileTarget = compiler(name)
+    return target
 
 
 def __getattr__(name: str) -> Any:
@@ -27,12 +28,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-__all__ = [
-    "TARGET_INFO",
-    "CompileTarget",
-    "Compiled",
-    "TargetInfo",
-    "TargetOptions",
-    "TargetUnavailable",
-    "get_target",
-]
+__all__ = ["CompileTarget", "Compiled", "TargetOptions", "TargetUnavailable", "get_target"]

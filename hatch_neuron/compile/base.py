@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from .info import TargetInfo
+from ..targets import TargetInfo
 from .options import TargetOptions
 from .reproducible import save_torchscript
 
@@ -45,7 +45,7 @@ class Compiled:
 
 
 class CompileTarget(ABC):
-    #: Name, file suffixes and format (``compile/info.py``, readable without importing the target).
+    #: Its line in the registry (:mod:`hatch_neuron.targets`): name, file suffixes, format.
     info: ClassVar[TargetInfo]
 
     @property

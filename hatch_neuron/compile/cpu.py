@@ -10,12 +10,12 @@ from pathlib import Path
 
 import torch
 
+from ..targets import REGISTRY
 from .base import Compiled, CompileTarget, TargetOptions
-from .info import TARGET_INFO
 
 
 class CpuTarget(CompileTarget):
-    info = TARGET_INFO["cpu"]
+    info = REGISTRY["cpu"]
     compiles_the_trace = True
 
     def compile(

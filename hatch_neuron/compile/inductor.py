@@ -22,9 +22,9 @@ from typing import Any
 
 import torch
 
-from ..runtime.targets import INDUCTOR_ISA
+from ..runtime.inductor import INDUCTOR_ISA
+from ..targets import REGISTRY
 from .base import CannotCompile, Compiled, CompileTarget, TargetOptions, TargetUnavailable, user_frame
-from .info import TARGET_INFO
 
 MARCH = {"x86_64": "x86-64-v3"}
 #: AOTInductor compiles with ``-g1`` line tables (for profilers) by default: without them the library is
@@ -39,7 +39,7 @@ def inductor_setting_names() -> set[str]:
 
 
 class InductorTarget(CompileTarget):
-    info = TARGET_INFO["inductor"]
+    info = REGISTRY["inductor"]
 
     def preflight(self, options: TargetOptions) -> None:
         if options.inductor_device == "cuda" and not torch.cuda.is_available():

@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 
-from ..runtime.targets import neuron_device_present
+from ..runtime.neuron import neuron_device_present
+from ..targets import REGISTRY
 from .base import Compiled, CompileTarget, TargetOptions, TargetUnavailable
-from .info import TARGET_INFO
 
 INSTALL_HINT = (
     "target 'neuron' needs torch-neuronx and neuronx-cc on the build host: "
@@ -49,7 +49,7 @@ def compiler_args(options: TargetOptions) -> list[str]:
 
 
 class NeuronTarget(CompileTarget):
-    info = TARGET_INFO["neuron"]
+    info = REGISTRY["neuron"]
     requires_module = "torch_neuronx"
     install_hint = INSTALL_HINT
 

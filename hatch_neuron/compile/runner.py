@@ -28,8 +28,8 @@ from typing import Any
 from ..config import NeuronSettings
 from ..plan import BuildPlan, CompileJob, ModelPlan, job_label
 from ..runtime.manifest import artifact_files
+from ..targets import REGISTRY
 from .forkserver import ForkedProcess, ForkServer, ServerGone
-from .info import TARGET_INFO
 from .options import TargetOptions
 
 
@@ -54,7 +54,7 @@ def job_request(model: ModelPlan, job: CompileJob, out_dir: Path, work_root: Pat
         "stem": job.stem,
         "bucket": [list(pair) for pair in job.bucket],
         "inputs": model.input_specs(job.bucket),
-        "path": str(out_dir / (job.stem + TARGET_INFO[job.target].suffix)),
+        "path": str(out_dir / (job.stem + REGISTRY[job.target].suffix)),
         "workdir": str(work_root / job.stem),
     }
 

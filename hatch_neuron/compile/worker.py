@@ -32,6 +32,7 @@ from ..cache.remote import RemoteLayer, RemoteSettings
 from ..cache.store import sha256_file
 from ..plan import bucket_label
 from ..runtime.pytree import flatten
+from ..runtime.schema import ArtifactEntry, Manifest
 from ..runtime.targets import load_artifact
 from . import CompileTarget, TargetOptions, get_target
 from .base import CannotCompile
@@ -181,7 +182,8 @@ class ModelSession:
         some (the runtime copies those outputs on every call). Facts from the cache are brought up to
         date the same way."""
         example, check, eager_example, eager_check = self.bucket(job)
-        loaded = load_artifact(job["target"], str(path), {}, details)
+        facts = ArtifactEntry.from_json({"file": path.name, "sha256": "", "size": 0, **details})
+        loaded = load_artifact(job["target"], str(path), Manifest(), facts)
         bucket = {int(dim): size for dim, size in job["bucket"]}
         where = f"target {job['target']}" + (f", bucket {bucket}" if bucket else "")
         runs = []

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
+from ..targets import REGISTRY
 from .base import Compiled, CompileTarget, TargetOptions, TargetUnavailable
-from .info import TARGET_INFO
 from .reproducible import zip_folder
 
 INSTALL_HINT = (
@@ -48,7 +48,7 @@ def import_torch_xla():
 
 
 class XlaTarget(CompileTarget):
-    info = TARGET_INFO["xla"]
+    info = REGISTRY["xla"]
     requires_module = "torch_xla"
     install_hint = INSTALL_HINT
 

@@ -14,6 +14,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..targets import TARGET_NAMES
 from .errors import ConfigError
 
 #: dtype names accepted in ``inputs[].dtype`` (torch attribute names).
@@ -30,8 +31,8 @@ DTYPES = (
     "bool",
 )
 INTEGER_DTYPES = ("int64", "int32", "int16", "int8", "uint8")
-#: Compile targets this release can build.
-TARGETS = ("neuron", "xla", "inductor", "cpu")
+#: Compile targets this release can build (the registry's names).
+TARGETS = TARGET_NAMES
 #: Devices the ``inductor`` target compiles for.
 INDUCTOR_DEVICES = ("cpu", "cuda")
 #: Values of ``neuron-target`` (neuronx-cc ``--target``).

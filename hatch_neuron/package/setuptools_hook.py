@@ -157,7 +157,7 @@ class NeuronWheel(_NeuronCommand):
 
         result, staging = self._compile(editable=False)
         build_lib = Path(self.get_finalized_command("build_py").build_lib)  # type: ignore[attr-defined]
-        generated = build_lib.joinpath(*result.manifest["package"].split("."), ARTIFACT_DIR)
+        generated = build_lib.joinpath(*str(result.manifest.package).split("."), ARTIFACT_DIR)
         try:
             shutil.rmtree(generated, ignore_errors=True)  # left by a build that was killed
             stored, files = split_stored(result.files)

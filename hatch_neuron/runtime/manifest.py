@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from . import stamps
+from .schema import FORMAT_VERSION, Manifest, ManifestProblem, file_name_problem, manifest_problem
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -31,12 +32,10 @@ if TYPE_CHECKING:
 #: Folder, inside the package that receives the artifacts, holding manifest.json and the artifacts.
 ARTIFACT_DIR = "_hatch_neuron"
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
 #: A manifest larger than this is refused unread (a real one is a few KiB per model).
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 #: Read and hash files in blocks of this size.
 BLOCK = 1024 * 1024
-_HEX = frozenset("0123456789abcdef")
 _REINSTALL = "the package was modified after the build, or its install is broken. Reinstall the package"
 
 
@@ -70,34 +69,7 @@ def manifest_location(package: str) -> str:
     return str(artifact_folder(package).joinpath(MANIFEST))
 
 
-# --- checking what a manifest says -------------------------------------------------------------------
-
-
-def file_name_problem(name: object) -> str | None:
-    """Why ``name`` is not a plain file name of the artifact folder (the build writes only those), or None."""
-    if not isinstance(name, str) or not name:
-        return f"file {name!r} is not a file name"
-    if name in (".", "..") or any(c in name for c in "/\\:\0") or os.path.isabs(name):
-        return f"file {name!r} is not a plain file name inside the artifact folder"
-    return None
-
-
-def _file_entry_problem(entry: object) -> str | None:
-    if not isinstance(entry, dict):
-        return f"an artifact entry is {type(entry).__name__}, not an object"
-    for key in ("file", "sha256", "size"):
-        if key not in entry:
-            named = f" (file {entry['file']!r})" if "file" in entry else ""
-            return f"an artifact entry has no {key!r}{named}"
-    problem = file_name_problem(entry["file"])
-    if problem:
-        return problem
-    digest, size = entry["sha256"], entry["size"]
-    if not isinstance(digest, str) or len(digest) != 64 or not set(digest) <= _HEX:
-        return f"file {entry['file']!r}: sha256 {digest!r} is not 64 lower-case hex digits"
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        return f"file {entry['file']!r}: size {size!r} is not a whole number >= 0"
-    return None
+# --- what a manifest says -----------------------------------------------------------------------
 
 
 def all_artifacts(manifest: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -110,66 +82,6 @@ def all_artifacts(manifest: dict[str, Any]) -> Iterator[dict[str, Any]]:
 def artifact_files(artifact: dict[str, Any]) -> list[dict[str, Any]]:
     """The file entries (``file``, ``sha256``, ``size``) of one artifact: its own, then its companions'."""
     return [artifact, *artifact.get("companions", {}).values()]
-
-
-def manifest_problem(manifest: object) -> str | None:
-    """What is wrong with the structure of a (format 1) manifest that the runtime and ``inspect`` rely on,
-    or None: ``models`` (each with ``artifacts``: target -> list of entries with ``file``, ``sha256``,
-    ``size`` and optional ``companions``), ``targets``, ``built_with``, ``replicas``, ``warmup``,
-    ``placement``."""
-    if not isinstance(manifest, dict):
-        return f"the manifest is a JSON {type(manifest).__name__}, not an object"
-    if "targets" in manifest and (
-        not isinstance(manifest["targets"], list) or not all(isinstance(t, str) for t in manifest["targets"])
-    ):
-        return f"'targets' is {manifest['targets']!r}, not a list of target names"
-    if not isinstance(manifest.get("built_with", {}), dict):
-        return "'built_with' is not an object"
-    replicas = manifest.get("replicas", 1)
-    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 1:
-        return f"'replicas' is {replicas!r}, not a whole number >= 1"
-    warmup = manifest.get("warmup", 0)
-    if warmup != "auto" and (not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0):
-        return f"'warmup' is {warmup!r}, not a whole number >= 0 or 'auto'"
-    placement = manifest.get("placement", "round-robin")
-    if not isinstance(placement, str) and not (
-        isinstance(placement, dict)
-        and all(isinstance(placement.get(k), int) and placement[k] >= 0 for k in ("start", "count"))
-    ):
-        return f"'placement' is {placement!r}, not a string or {{start, count}}"
-    models = manifest.get("models")
-    if not isinstance(models, dict):
-        if models is None:
-            return "no 'models' object"
-        return f"'models' is {type(models).__name__}, not an object"
-    for name, model in models.items():
-        if not isinstance(model, dict):
-            return f"model {name!r} is {type(model).__name__}, not an object"
-        artifacts = model.get("artifacts")
-        if not isinstance(artifacts, dict):
-            return f"model {name!r} has no 'artifacts' object"
-        own = model.get("targets", [])
-        if not isinstance(own, list) or not all(isinstance(t, str) for t in own):
-            return f"model {name!r}: 'targets' is {own!r}, not a list of target names"
-        for target, entries in artifacts.items():
-            if not isinstance(entries, list):
-                return f"model {name!r}, target {target!r}: artifacts are not a list"
-            for entry in entries:
-                problem = _file_entry_problem(entry)
-                aliased = entry.get("aliased_outputs", []) if problem is None else []
-                if not isinstance(aliased, list) or not all(
-                    isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in aliased
-                ):
-                    problem = f"file {entry['file']!r}: 'aliased_outputs' is not a list of output indices"
-                if problem is None:
-                    companions = entry.get("companions", {})
-                    if not isinstance(companions, dict):
-                        problem = f"file {entry['file']!r}: 'companions' is not an object"
-                    else:
-                        problem = next(filter(None, map(_file_entry_problem, companions.values())), None)
-                if problem:
-                    return f"model {name!r}, target {target!r}: {problem}"
-    return None
 
 
 def parse_manifest(data: bytes) -> tuple[Any, str | None]:
@@ -283,7 +195,7 @@ def _read_node(folder: Traversable, name: str, size: int | None, limit: int) -> 
 
 
 @cache
-def read_manifest(package: str) -> dict[str, Any]:
+def read_manifest(package: str) -> Manifest:
     """The manifest of ``package`` (an importable package built with hatch-neuron), checked for the
     structure the loader relies on (:class:`ManifestError` naming the package and the file otherwise)."""
     where = f"package {package!r}: manifest {manifest_location(package)}"
@@ -308,7 +220,10 @@ def read_manifest(package: str) -> dict[str, Any]:
             f"package {package!r}: manifest format {manifest.get('format')!r} is not supported by this "
             f"hatch-neuron runtime (supports {FORMAT_VERSION}); install the hatch-neuron the package asks for"
         )
-    return manifest
+    try:
+        return Manifest.from_json(manifest)
+    except ManifestProblem as exc:
+        raise ManifestError(f"{where}: {exc}; {_REINSTALL}") from None
 
 
 def _artifact_where(package: str, file: str) -> str:

@@ -14,6 +14,7 @@ import torch
 from .batching import ShapePolicy
 from .manifest import ManifestError, manifest_location, open_artifact, read_manifest
 from .pytree import builder
+from .schema import Manifest
 from .targets import Selection, core_for_replica, load_artifact, select_target
 
 _selections: dict[tuple[str, str | None], Selection] = {}
@@ -24,21 +25,21 @@ def selection(package: str, model: str | None = None) -> Selection:
     differ), chosen once, on first use."""
     if (package, model) not in _selections:
         manifest = read_manifest(package)
-        if not manifest.get("targets"):
+        if not manifest.targets:
             raise ManifestError(
                 f"package {package!r}: manifest {manifest_location(package)}: no 'targets' list; the package "
                 "was modified after the build, or its install is broken. Reinstall the package"
             )
-        own = manifest["models"].get(model, {}).get("targets") if model else None
+        own = manifest.models[model].targets if model in manifest.models else None
         _selections[package, model] = select_target(package, manifest, own, model if own else None)
     return _selections[package, model]
 
 
-def replica_count(manifest: dict[str, Any]) -> int:
+def replica_count(manifest: Manifest) -> int:
     """``replicas`` of the build, unless ``HATCH_NEURON_REPLICAS`` says otherwise for this process."""
     override = os.environ.get("HATCH_NEURON_REPLICAS", "").strip()
     if not override:
-        return manifest.get("replicas", 1)
+        return manifest.replicas
     if not override.isdigit() or int(override) < 1:
         raise ValueError(f"HATCH_NEURON_REPLICAS={override!r}: expected a whole number >= 1")
     return int(override)
@@ -48,10 +49,10 @@ def replica_count(manifest: dict[str, Any]) -> int:
 AUTO_WARMUP_MAX_SIZE = 64 * 2**20
 
 
-def warmup_calls(manifest: dict[str, Any], target: str, size: int) -> int:
+def warmup_calls(manifest: Manifest, target: str, size: int) -> int:
     """Warm-up calls for an artifact of ``size`` bytes: ``warmup`` of the build (2 for packages built
     before it existed), unless ``HATCH_NEURON_WARMUP`` says otherwise for this process."""
-    setting = os.environ.get("HATCH_NEURON_WARMUP", "").strip() or manifest.get("warmup", 2)
+    setting = os.environ.get("HATCH_NEURON_WARMUP", "").strip() or manifest.warmup
     if setting == "auto":
         return 2 if target == "xla" or size < AUTO_WARMUP_MAX_SIZE else 0
     if isinstance(setting, int):
@@ -79,42 +80,42 @@ class CompiledModel:
 
     def __init__(self, package: str, name: str, *, lazy: bool = False) -> None:
         manifest = read_manifest(package)
-        if name not in manifest["models"]:
+        if name not in manifest.models:
             raise LookupError(
-                f"package {package!r} has no compiled model {name!r}; it has: {', '.join(manifest['models'])}"
+                f"package {package!r} has no compiled model {name!r}; it has: {', '.join(manifest.models)}"
             )
         self.package = package
         self.name = name
         self.target = selection(package, name).target
-        entry = manifest["models"][name]
-        artifacts = entry["artifacts"].get(self.target)
+        entry = manifest.models[name]
+        artifacts = entry.artifacts.get(self.target)
         if not artifacts:
             raise ManifestError(
                 f"package {package!r}: manifest {manifest_location(package)}: model {name!r} has no "
                 f"artifacts for target {self.target!r}, the one selected here; it has: "
-                f"{', '.join(t for t, found in entry['artifacts'].items() if found) or 'none'}. The package "
+                f"{', '.join(t for t, found in entry.artifacts.items() if found) or 'none'}. The package "
                 "was modified after the build, or its install is broken. Reinstall the package"
                 + (", or set HATCH_NEURON_TARGET to one of those" if selection(package, name).forced else "")
             )
         try:
-            axes = {int(dim): sizes for dim, sizes in entry.get("buckets", {}).items()}
+            axes = {int(dim): sizes for dim, sizes in entry.buckets.items()}
             self._artifacts = {
-                tuple(artifact["bucket"][str(dim)] for dim in axes): artifact for artifact in artifacts
+                tuple(artifact.bucket[str(dim)] for dim in axes): artifact for artifact in artifacts
             }
-            native = any(a.get("dynamic_batch") == "torch_neuronx" for a in self._artifacts.values())
-            self._aliased = {key: tuple(a.get("aliased_outputs") or ()) for key, a in self._artifacts.items()}
+            native = any(a.details.get("dynamic_batch") == "torch_neuronx" for a in self._artifacts.values())
+            self._aliased = {key: a.aliased_outputs for key, a in self._artifacts.items()}
             self.policy = ShapePolicy(
                 name,
-                [spec["shape"] for spec in entry["inputs"]],
-                [_dtype(spec["dtype"]) for spec in entry["inputs"]],
+                [spec.shape for spec in entry.inputs],
+                [_dtype(spec.dtype) for spec in entry.inputs],
                 axes,
-                dynamic_batch=entry.get("dynamic_batch", False),
+                dynamic_batch=entry.dynamic_batch,
                 native_dynamic_batch=native,
-                output_dims=entry["outputs"].get("dims"),
-                pad_value=entry.get("pad_value", 0.0),
-                bucketed=[spec.get("bucketed", []) for spec in entry["inputs"]],
+                output_dims=entry.outputs.dims,
+                pad_value=entry.pad_value,
+                bucketed=[spec.bucketed for spec in entry.inputs],
             )
-            self._rebuild = builder(entry["outputs"]["tree"])
+            self._rebuild = builder(entry.outputs.tree)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             problem = f"missing key {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
             raise ManifestError(
@@ -125,7 +126,7 @@ class CompiledModel:
         self.input_shapes = self.policy.shapes
         self.input_dtypes = self.policy.dtypes
         self.replicas = replica_count(manifest)
-        self._placement = manifest.get("placement", "round-robin")
+        self._placement = manifest.placement
         self._modules: dict[tuple[int, ...], list[Any]] | None = None
         self._single: Any = None  # the one module of a model without buckets or replicas: the fast path
         self._lock = threading.Lock()
@@ -142,16 +143,14 @@ class CompiledModel:
                 manifest = read_manifest(self.package)
                 modules, calls = {}, {}
                 for key, artifact in self._artifacts.items():
-                    with open_artifact(
-                        self.package, artifact["file"], artifact["sha256"], artifact["size"]
-                    ) as source:
+                    with open_artifact(self.package, artifact.file, artifact.sha256, artifact.size) as source:
                         modules[key] = [
                             load_artifact(
                                 self.target, source, manifest, artifact, core_for_replica(self._placement, i)
                             )
                             for i in range(self.replicas)
                         ]
-                    calls[key] = warmup_calls(manifest, self.target, artifact["size"])
+                    calls[key] = warmup_calls(manifest, self.target, artifact.size)
                 self._warm_up(modules, calls)
                 if not self.policy.axes and self.replicas == 1:
                     self._single = modules[()][0]

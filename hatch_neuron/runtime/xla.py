@@ -15,6 +15,9 @@ from typing import IO, Any
 
 import torch
 
+from .base import OnDevice, TargetLoader
+from .schema import ArtifactEntry, Manifest
+
 
 def xla_problem() -> str | None:
     """None when torch-xla can run here, otherwise why not (without importing it: that takes seconds)."""
@@ -43,3 +46,13 @@ def load_stablehlo(source: str | IO[bytes]) -> tuple[Any, Any]:
     bundle.state_dict = {name: torch.from_numpy(v).to(device) for name, v in bundle.state_dict.items()}
     bundle.additional_constants = [torch.from_numpy(v).to(device) for v in bundle.additional_constants]
     return program, device
+
+
+class XlaLoader(TargetLoader):
+    def unusable_reason(self, manifest: Manifest) -> str | None:
+        return xla_problem()
+
+    def load(
+        self, source: str | IO[bytes], manifest: Manifest, artifact: ArtifactEntry, core: int | None
+    ) -> Any:
+        return OnDevice(*load_stablehlo(source))

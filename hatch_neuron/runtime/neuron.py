@@ -1,0 +1,55 @@
+"""Running ``neuron`` artifacts: TorchScript modules holding Neuron graphs, loaded through torch-neuronx
+onto a NeuronCore (``/dev/neuron*``)."""
+
+from __future__ import annotations
+
+import glob
+import importlib
+import importlib.util
+from typing import IO, Any
+
+import torch
+
+from .base import TargetLoader
+from .schema import ArtifactEntry, Manifest
+
+
+def neuron_device_present() -> bool:
+    return bool(glob.glob("/dev/neuron*"))
+
+
+class NeuronLoader(TargetLoader):
+    def unusable_reason(self, manifest: Manifest) -> str | None:
+        if importlib.util.find_spec("torch_neuronx") is None:
+            return "torch_neuronx is not importable"
+        if not neuron_device_present():
+            return "no Neuron device (/dev/neuron*)"
+        return None
+
+    def install_hint(self, manifest: Manifest) -> str:
+        version = manifest.built_with.get("torch-neuronx")
+        spec = f"torch-neuronx=={version}" if version else "torch-neuronx"
+        return (
+            f"install {spec} (the version this package was built with) from the Neuron repository "
+            "(pip install --extra-index-url https://pip.repos.neuron.amazonaws.com ...) on an Inf2/Trn1 "
+            f"instance, or use a wheel built with a portable target (HATCH_NEURON_TARGETS=cpu at build time)"
+        )
+
+    def attempt_anyway(self) -> bool:
+        # torch_neuronx without a visible device: its runtime reports its own error
+        return importlib.util.find_spec("torch_neuronx") is not None
+
+    def load(
+        self, source: str | IO[bytes], manifest: Manifest, artifact: ArtifactEntry, core: int | None
+    ) -> Any:
+        try:
+            importlib.import_module("torch_neuronx")  # registers the neuron:: ops
+        except ImportError as exc:
+            raise ImportError(
+                f"loading a neuron artifact needs torch_neuronx: {self.install_hint(manifest)}"
+            ) from exc
+        if core is None:
+            return torch.jit.load(source)  # Neuron places it on the next core, round-robin
+        experimental = importlib.import_module("torch_neuronx.experimental")
+        with experimental.neuron_cores_context(start_nc=core, nc_count=1):
+            return torch.jit.load(source)
