@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 
 from hatch_neuron import runtime
+from hatch_neuron.compile.contracts import ArtifactRecord, ModelResult, Origin
 from hatch_neuron.config import settings_from_table
 from hatch_neuron.package.pipeline import build_manifest, wheel_files
 from hatch_neuron.plan import make_plan
 from hatch_neuron.runtime import model as model_module
 from hatch_neuron.runtime.manifest import _FOLDERS, ManifestError, read_manifest, use_artifact_folder
-from hatch_neuron.runtime.schema import ArtifactEntry, Manifest, ManifestProblem
+from hatch_neuron.runtime.schema import ArtifactEntry, Manifest, ManifestProblem, OutputsEntry
 
 REFERENCES = sorted((Path(__file__).parent / "manifests").glob("format-*/*.json"))
 #: Reference manifests written before a field existed: they read with the field's default.
@@ -96,19 +97,17 @@ def test_a_malformed_model_entry_is_a_manifest_error(tmp_path: Path) -> None:
         read_manifest.cache_clear()
 
 
-def compile_result(file: str, **facts: Any) -> dict[str, Any]:
-    """A scheduler's result for a model with one artifact, as a worker reports it."""
-    artifact = {
-        **entry(file=file), "bucket": {}, "input_shapes": [[2, 3]], "output_shapes": [[2, 3]],
-        "format": "torchscript", "verified": True, "seconds": 1.5, "cached": True, "warnings": [],
-        "target": "cpu", **facts,
-    }  # fmt: skip
-    return {
-        "outputs": {"tree": "T", "specs": [{"shape": [2, 3], "dtype": "float32"}], "dims": None},
-        "artifacts": {"cpu": [artifact]},
-        "findings": [],
-        "warnings": [],
-    }
+def compile_result(file: str, **facts: Any) -> ModelResult:
+    """A scheduler's result for a model with one artifact, taken from the cache."""
+    artifact = ArtifactEntry.from_json(
+        {
+            **entry(file=file), "bucket": {}, "input_shapes": [[2, 3]], "output_shapes": [[2, 3]],
+            "format": "torchscript", "verified": True, **facts,
+        }
+    )  # fmt: skip
+    record = ArtifactRecord(artifact, "cpu", Origin.LOCAL_CACHE, 1.5, ["a warning"], {"tool": "1.0"})
+    outputs = OutputsEntry("T", [{"shape": [2, 3], "dtype": "float32"}])
+    return ModelResult(outputs, {"m.cpu": record}, [], [])
 
 
 def test_the_pipeline_assembles_the_manifest(tmp_path: Path) -> None:
@@ -121,7 +120,7 @@ def test_the_pipeline_assembles_the_manifest(tmp_path: Path) -> None:
         "models": {"m": {"factory": "pkg.nets:make", "inputs": [{"shape": [2, 3]}]}},
     }
     plan = make_plan(settings_from_table(table, {}), tmp_path)
-    results = {"m": compile_result("m.cpu.pt", frozen=True, toolchain={"tool": "1.0"})}
+    results = {"m": compile_result("m.cpu.pt", frozen=True)}
     manifest = build_manifest(plan, results)
     assert manifest.package == "pkg" and manifest.replicas == 2 and manifest.targets == ["cpu"]
     assert manifest.built_with["tool"] == "1.0" and "torch" in manifest.built_with

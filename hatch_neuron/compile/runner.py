@@ -21,14 +21,13 @@ import tempfile
 import time
 import uuid
 from collections.abc import Container
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ..config import NeuronSettings
 from ..plan import BuildPlan, CompileJob, ModelPlan, job_label
-from ..runtime.manifest import artifact_files
 from ..targets import REGISTRY
+from .contracts import BuildContext, JobRequest, ModelRequest, WorkerRequest, WorkerResult
 from .forkserver import ForkedProcess, ForkServer, ServerGone
 from .options import TargetOptions
 
@@ -48,28 +47,28 @@ def target_options(settings: NeuronSettings, model: ModelPlan | None = None) -> 
     )
 
 
-def job_request(model: ModelPlan, job: CompileJob, out_dir: Path, work_root: Path) -> dict[str, Any]:
-    return {
-        "target": job.target,
-        "stem": job.stem,
-        "bucket": [list(pair) for pair in job.bucket],
-        "inputs": model.input_specs(job.bucket),
-        "path": str(out_dir / (job.stem + REGISTRY[job.target].suffix)),
-        "workdir": str(work_root / job.stem),
-    }
+def job_request(model: ModelPlan, job: CompileJob, out_dir: Path, work_root: Path) -> JobRequest:
+    return JobRequest(
+        job.target,
+        job.stem,
+        job.bucket,
+        model.input_specs(job.bucket),
+        str(out_dir / (job.stem + REGISTRY[job.target].suffix)),
+        str(work_root / job.stem),
+    )
 
 
-def model_request(plan: BuildPlan, model: ModelPlan) -> dict[str, Any]:
+def model_request(plan: BuildPlan, model: ModelPlan) -> ModelRequest:
     """The part of a worker request that describes the model (also what its direct cache key hashes)."""
-    return {
-        "model": model.name,
-        "factory": model.settings.factory,
-        "rtol": model.settings.rtol,
-        "atol": model.settings.atol,
-        "options": asdict(target_options(plan.settings, model)),
-        "inputs": model.input_specs(),
-        "batched": model.settings.dynamic_batch or model.settings.batch_buckets is not None,
-    }
+    return ModelRequest(
+        model.name,
+        model.settings.factory,
+        model.settings.rtol,
+        model.settings.atol,
+        target_options(plan.settings, model),
+        model.input_specs(),
+        model.settings.dynamic_batch or model.settings.batch_buckets is not None,
+    )
 
 
 #: The folder this hatch_neuron is imported from: the worker must run the same one.
@@ -217,7 +216,7 @@ class Worker:
         self,
         task: WorkerTask,
         out_dir: Path,
-        request_extra: dict[str, Any],
+        context: BuildContext,
         server: ForkServer | None = None,
     ) -> None:
         self.task = task
@@ -228,16 +227,16 @@ class Worker:
         self.log_file = tmp / "output.log"
         self._own_out = tmp / "out"
         self._own_out.mkdir()
-        request = {
-            **model_request(task.plan, task.model),
-            **request_extra,
-            "mode": task.mode,
-            "check": task.check,
-            "tmp": str(tmp),
-            "sys_path": [str(p) for p in task.plan.import_paths],
-            "jobs": [job_request(task.model, job, self._own_out, tmp / "work") for job in task.jobs],
-        }
-        (tmp / "request.json").write_text(json.dumps(request))
+        request = WorkerRequest(
+            model_request(task.plan, task.model),
+            task.mode,
+            task.check,
+            [job_request(task.model, job, self._own_out, tmp / "work") for job in task.jobs],
+            context,
+            str(tmp),
+            [str(p) for p in task.plan.import_paths],
+        )
+        (tmp / "request.json").write_text(json.dumps(request.to_json()))
         self.started = time.monotonic()
         self.deadline = self.started + task.model.timeout
         self.token_variable = WORKER_TOKEN_PREFIX + uuid.uuid4().hex
@@ -272,7 +271,7 @@ class Worker:
         self._end_group()
         self._tmp.cleanup()
 
-    def result(self, known: Container[str] = ()) -> dict[str, Any]:
+    def result(self, known: Container[str] = ()) -> WorkerResult:
         """The worker's result record, its artifacts moved into ``out_dir``; :class:`CompileError` when it
         failed, died or timed out. Artifacts whose stem is in ``known`` (another worker delivered them)
         are left out of the record and not moved."""
@@ -294,23 +293,21 @@ class Worker:
                     "before reporting a result; the factory or the compiler crashed. "
                     f"Last output:\n{_tail(output)}"
                 )
-            result = json.loads(self.result_file.read_text())
-            if not result["ok"]:
-                detail = f"\n{result['traceback']}" if "traceback" in result else ""
-                raise CompileError(f"model {name!r}: {result['error']}{detail}")
+            result = WorkerResult.from_json(json.loads(self.result_file.read_text()))
+            if not result.ok:
+                detail = f"\n{result.traceback}" if result.traceback else ""
+                raise CompileError(f"model {name!r}: {result.error}{detail}")
             self._deliver(result, known)
         finally:
             self._tmp.cleanup()
-        result["seconds"] = time.monotonic() - self.started
         return result
 
-    def _deliver(self, result: dict[str, Any], known: Container[str]) -> None:
-        artifacts = result.get("artifacts", {})
-        for stem in [s for s in artifacts if s in known]:
-            del artifacts[stem]
-        for entry in artifacts.values():
-            for part in artifact_files(entry):
-                shutil.move(self._own_out / part["file"], self.out_dir / part["file"])
+    def _deliver(self, result: WorkerResult, known: Container[str]) -> None:
+        for stem in [s for s in result.artifacts if s in known]:
+            del result.artifacts[stem]
+        for record in result.artifacts.values():
+            for part in record.entry.files():
+                shutil.move(self._own_out / part.file, self.out_dir / part.file)
 
     def _end_group(self) -> None:
         """End whatever the worker left running, in its session or out of it (also after a normal exit)."""
@@ -320,9 +317,9 @@ class Worker:
         end_marked_processes(self.token_variable)
 
 
-def run_one(task: WorkerTask, out_dir: Path, request_extra: dict[str, Any]) -> dict[str, Any]:
+def run_one(task: WorkerTask, out_dir: Path, context: BuildContext) -> WorkerResult:
     """Run one task to completion (Ctrl-C or an error here kills the worker)."""
-    worker = Worker(task, out_dir, request_extra)
+    worker = Worker(task, out_dir, context)
     try:
         while not worker.done():
             time.sleep(0.02)

@@ -34,7 +34,9 @@ from ..cache.remote import RemoteSettings
 from ..cache.store import fault_message, sha256_file
 from ..config import NeuronSettings
 from ..plan import BuildPlan, ModelPlan, job_label
+from ..runtime.schema import OutputsEntry
 from . import get_target
+from .contracts import ArtifactRecord, BucketOutputs, BuildContext, ModelResult, Origin, WorkerResult
 from .findings import check_failure
 from .forkserver import ForkServer, factory_imports
 from .output_dims import OutputDimsError, output_dims
@@ -53,32 +55,30 @@ def cache_for(plan: BuildPlan, root: Path) -> LocalCache | None:
     return LocalCache(folder if folder.is_absolute() else root / folder)
 
 
-def remote_settings(settings: NeuronSettings) -> dict[str, Any] | None:
+def remote_settings(settings: NeuronSettings) -> RemoteSettings | None:
     """The remote cache's settings for the workers, or None when it is not used (also with the cache off:
     off compiles everything)."""
     if not settings.remote_cache or settings.remote_cache_mode == "off" or settings.cache == "off":
         return None
-    return asdict(
-        RemoteSettings(
-            settings.remote_cache,
-            settings.remote_cache_mode,
-            settings.remote_cache_endpoint_url,
-            settings.remote_cache_timeout,
-        )
+    return RemoteSettings(
+        settings.remote_cache,
+        settings.remote_cache_mode,
+        settings.remote_cache_endpoint_url,
+        settings.remote_cache_timeout,
     )
 
 
-#: An artifact's ``cached`` field -> (its counter, the word the build log uses).
-_SOURCES: dict[bool | str, tuple[str, str]] = {
-    False: ("compiled", "compiled"),
-    True: ("cached", "cached"),
-    "remote": ("remote", "downloaded"),
+#: An artifact's origin -> (its counter, the word the build log uses).
+_SOURCES = {
+    Origin.COMPILED: ("compiled", "compiled"),
+    Origin.LOCAL_CACHE: ("cached", "cached"),
+    Origin.REMOTE_CACHE: ("remote", "downloaded"),
 }
 
 
-#: Part of every direct key: raised when a record's result gains fields (2: ``aliased_outputs``), so that
-#: older records, which lack them, are not used.
-DIRECT_RECORD_FORMAT = 2
+#: Part of every direct key: raised when a record's result changes shape (2: ``aliased_outputs``; 3: typed
+#: records, :class:`~.contracts.ModelResult`), so that older records are not used.
+DIRECT_RECORD_FORMAT = 3
 
 
 def torch_version() -> str:
@@ -98,8 +98,8 @@ def build_versions() -> dict[str, str]:
     return {"hatch-neuron": __version__, "torch": torch_version()}
 
 
-def _label(model: str, artifact: dict[str, Any], target: str) -> str:
-    return job_label(model, target, artifact["bucket"].items())
+def _label(model: str, record: ArtifactRecord) -> str:
+    return job_label(model, record.target, record.entry.bucket.items())
 
 
 class ModelBuild:
@@ -108,9 +108,9 @@ class ModelBuild:
     def __init__(self, model: ModelPlan) -> None:
         self.model = model
         self.stems = [job.stem for job in model.jobs]
-        self.artifacts: dict[str, dict[str, Any]] = {}
+        self.artifacts: dict[str, ArtifactRecord] = {}
         self.keys: dict[str, str] = {}
-        self.outputs: dict[str, dict[str, Any]] = {}  # stem of the bucket they were computed at -> outputs
+        self.outputs: dict[str, BucketOutputs] = {}  # stem of the bucket they were computed at -> outputs
         self.findings: list[dict[str, str]] = []
         self.warnings: list[str] = []
         self.reads: dict[str, str] = {}
@@ -118,44 +118,42 @@ class ModelBuild:
         self.stolen: set[str] = set()  # jobs handed to a second worker
         self.prepared = False  # the model's prepare worker has finished
 
-    def add(self, result: dict[str, Any]) -> None:
-        self.artifacts.update(result.get("artifacts", {}))
-        self.keys.update(result.get("keys", {}))
-        self.reads.update(result.get("reads", {}))
-        if result.get("outputs"):
-            outputs = dict(result["outputs"])
-            self.outputs[outputs.pop("stem")] = outputs
-            self.trees.add(repr(outputs["tree"]))
-        self.findings += result.get("findings", [])
-        for artifact in result.get("artifacts", {}).values():
-            self.warnings += artifact.pop("warnings", [])
+    def add(self, result: WorkerResult) -> None:
+        self.artifacts.update(result.artifacts)
+        self.keys.update(result.keys)
+        self.reads.update(result.reads or {})
+        if result.outputs is not None:
+            self.outputs[result.outputs.stem] = result.outputs
+            self.trees.add(repr(result.outputs.tree))
+        self.findings += result.findings
+        for record in result.artifacts.values():
+            self.warnings += record.warnings
 
-    def assemble(self) -> dict[str, Any]:
-        """The model's manifest parts: outputs (with the dims that follow buckets) and artifacts."""
+    def assemble(self) -> ModelResult:
+        """The model's result: outputs (with the dims that follow buckets) and artifacts in job order."""
         name, settings = self.model.name, self.model.settings
         if len(self.trees) > 1:
             raise CompileError(f"model {name!r}: the output structure changes with the bucket: {self.trees}")
-        artifacts: dict[str, list[dict[str, Any]]] = {}
-        for job in self.model.jobs:
-            artifacts.setdefault(job.target, []).append(self.artifacts[job.stem])
-        first = next(iter(artifacts.values()))
-        axes = settings.bucket_axes()
+        result = ModelResult(
+            OutputsEntry(None), {job.stem: self.artifacts[job.stem] for job in self.model.jobs}, [], []
+        )
+        first = next(iter(result.by_target().values()))
         try:
             dims = output_dims(
-                axes,
-                [({int(d): n for d, n in a["bucket"].items()}, a["output_shapes"]) for a in first],
+                settings.bucket_axes(),
+                [({int(d): n for d, n in r.entry.bucket.items()}, r.entry.output_shapes) for r in first],
                 settings.output_dims,
                 settings.dynamic_batch,
             )
         except OutputDimsError as exc:
             raise CompileError(f"model {name!r}: {exc}") from None
         outputs = self.outputs[next(stem for stem in self.stems if stem in self.outputs)]
-        return {
-            "outputs": {**outputs, "dims": dims},
-            "artifacts": artifacts,
-            "findings": self.findings,
-            "warnings": self.warnings,
-        }
+        return dataclasses.replace(
+            result,
+            outputs=OutputsEntry(outputs.tree, outputs.specs, dims),
+            findings=self.findings,
+            warnings=self.warnings,
+        )
 
 
 def threads_per_worker(jobs: int, queue: Iterable[WorkerTask]) -> int:
@@ -177,11 +175,7 @@ class Scheduler:
             except OSError as exc:
                 self._cache_fault(exc)
         self.jobs = settings.jobs or usable_cpus()
-        self.request_extra = {
-            "versions": build_versions(),
-            "track_reads": settings.cache == "on",
-            "remote": remote_settings(settings),
-        }
+        self.context = BuildContext(build_versions(), settings.cache == "on", remote_settings(settings))
         self.counts = {"compiled": 0, "cached": 0, "remote": 0}
         self.server: ForkServer | None = None
         #: Model -> findings, for the models whose checks failed the build (``check = "error"``).
@@ -202,7 +196,7 @@ class Scheduler:
 
     def _direct_key(self, model: ModelPlan) -> str:
         request = {
-            **model_request(self.plan, model),
+            **model_request(self.plan, model).to_json(),
             # a worker's time limit changes no artifact
             "settings": {k: v for k, v in asdict(model.settings).items() if k != "timeout"},
             "stems": [job.stem for job in model.jobs],
@@ -220,7 +214,7 @@ class Scheduler:
     def _absolute(self, path: str) -> Path:
         return self.root / path[2:] if path.startswith("./") else Path(path)
 
-    def _direct_hit(self, model: ModelPlan) -> dict[str, Any] | None:
+    def _direct_hit(self, model: ModelPlan) -> ModelResult | None:
         assert self.cache is not None
         for record in self.cache.direct_records(self._direct_key(model)):
             try:
@@ -229,8 +223,9 @@ class Scheduler:
                 unchanged = False
             if not unchanged:
                 continue
-            if self._fetch_recorded(record):
-                return record["result"]
+            result = ModelResult.from_json(record["result"])
+            if self._fetch_recorded(record["keys"], result):
+                return result
             if self.cache is None:  # the cache failed while reading
                 return None
             # the record's artifacts are gone or are not the bytes it describes: it cannot be trusted
@@ -241,17 +236,14 @@ class Scheduler:
             return None
         return None
 
-    def _fetch_recorded(self, record: dict[str, Any]) -> bool:
+    def _fetch_recorded(self, keys: dict[str, str], result: ModelResult) -> bool:
         """Copy a direct record's artifacts into the output folder; True when every one is there with the
         sha256 and size the record's manifest entries say (the bytes that go into the wheel)."""
         assert self.cache is not None
-        for stem, key in record["keys"].items():
-            entry = record["result"]["artifacts_by_stem"][stem]
-            described = {
-                "artifact": entry,
-                **{f"companion{s}": c for s, c in entry.get("companions", {}).items()},
-            }
-            dest = {name: self.out_dir / part["file"] for name, part in described.items()}
+        for stem, key in keys.items():
+            entry = result.artifacts[stem].entry
+            described = {"artifact": entry, **{f"companion{s}": c for s, c in entry.companions.items()}}
+            dest = {name: self.out_dir / part.file for name, part in described.items()}
             try:
                 meta = self.cache.fetch(key, dest)
             except CorruptEntry as exc:
@@ -262,7 +254,7 @@ class Scheduler:
                 return False
             if meta is None or any(
                 (meta["files"].get(name, {}).get("sha256"), meta["files"].get(name, {}).get("size"))
-                != (part["sha256"], part["size"])
+                != (part.sha256, part.size)
                 for name, part in described.items()
             ):
                 for file in dest.values():
@@ -276,15 +268,12 @@ class Scheduler:
             self.log("warning: " + (exc if isinstance(exc, str) else fault_message(self.cache.root, exc)))
             self.cache = None
 
-    def _record_direct(self, build: ModelBuild, assembled: dict[str, Any]) -> None:
+    def _record_direct(self, build: ModelBuild, assembled: ModelResult) -> None:
         assert self.cache is not None
-        by_stem = {}
-        for job in build.model.jobs:
-            by_stem[job.stem] = {**build.artifacts[job.stem], "target": job.target}
         record = {
             "files": {self._relative(p): h for p, h in build.reads.items()},
             "keys": build.keys,
-            "result": {**assembled, "artifacts_by_stem": by_stem},
+            "result": assembled.to_json(),
             "created": time.time(),
         }
         try:
@@ -296,15 +285,13 @@ class Scheduler:
 
     def _report(self, build: ModelBuild, stems: list[str]) -> None:
         for stem in stems:
-            artifact = build.artifacts[stem]
-            target = next(job.target for job in build.model.jobs if job.stem == stem)
-            cached = artifact.get("cached", False)
-            count, how = _SOURCES[cached]
+            record = build.artifacts[stem]
+            count, how = _SOURCES[record.origin]
             self.counts[count] += 1
-            check = "verified against eager" if artifact["verified"] else "not verified (no device here)"
+            check = "verified against eager" if record.entry.verified else "not verified (no device here)"
             self.log(
-                f"{_label(build.model.name, artifact, target)}: {how} in {artifact['seconds']:.1f} s, "
-                f"{format_size(artifact['size'])}, {check}"
+                f"{_label(build.model.name, record)}: {how} in {record.seconds:.1f} s, "
+                f"{format_size(record.entry.size)}, {check}"
             )
 
     def _steal(self, builds: dict[str, ModelBuild], running: list[Worker]) -> WorkerTask | None:
@@ -328,29 +315,27 @@ class Scheduler:
         return WorkerTask(self.plan, build.model, "compile", (job,))
 
     def _start(self, task: WorkerTask, cache_dir: Path) -> Worker:
-        extra = {**self.request_extra, "cache_dir": str(cache_dir)}
-        return Worker(task, self.out_dir, extra, self.server)
+        context = dataclasses.replace(self.context, cache_dir=str(cache_dir))
+        return Worker(task, self.out_dir, context, self.server)
 
-    def run(self) -> dict[str, dict[str, Any]]:
+    def run(self) -> dict[str, ModelResult]:
         """Every model's assembled result, in the plan's order."""
         start = time.perf_counter()
-        results: dict[str, dict[str, Any]] = {}
+        results: dict[str, ModelResult] = {}
         builds: dict[str, ModelBuild] = {}
         queue: deque[WorkerTask] = deque()
         for model in self.plan.models:
             if self.cache is not None and self.plan.settings.cache == "on":
                 hit = self._direct_hit(model)
                 if hit is not None:
-                    for artifact in hit["artifacts_by_stem"].values():
+                    for record in hit.artifacts.values():
                         self.counts["cached"] += 1
-                        self.log(
-                            f"{_label(model.name, artifact, artifact['target'])}: cached (files unchanged)"
-                        )
-                    results[model.name] = {k: v for k, v in hit.items() if k != "artifacts_by_stem"}
+                        self.log(f"{_label(model.name, record)}: cached (files unchanged)")
+                    results[model.name] = hit
                     continue
             builds[model.name] = ModelBuild(model)
             queue.append(WorkerTask(self.plan, model, "prepare", model.jobs, check=model.check))
-        self.request_extra["threads"] = threads_per_worker(self.jobs, queue)
+        self.context = dataclasses.replace(self.context, threads=threads_per_worker(self.jobs, queue))
         if queue:  # something to build: a missing toolchain fails here, before any model is imported
             for target in dict.fromkeys(job.target for task in queue for job in task.jobs):
                 get_target(target).preflight(target_options(self.plan.settings))
@@ -374,7 +359,7 @@ class Scheduler:
             raise CompileError(check_failure(failures))
         self.log(
             f"{self.counts['compiled']} artifact(s) compiled, {self.counts['cached']} from the cache, "
-            + (f"{self.counts['remote']} from the remote cache, " if self.request_extra["remote"] else "")
+            + (f"{self.counts['remote']} from the remote cache, " if self.context.remote else "")
             + "in "
             f"{time.perf_counter() - start:.1f} s (jobs = {self.jobs}"
             + (f", cache {self.cache.root}" if self.cache else ", cache off")
@@ -386,7 +371,7 @@ class Scheduler:
         self,
         queue: deque[WorkerTask],
         builds: dict[str, ModelBuild],
-        results: dict[str, dict[str, Any]],
+        results: dict[str, ModelResult],
         cache_dir: Path,
     ) -> None:
         running: list[Worker] = []
@@ -418,22 +403,22 @@ class Scheduler:
         self,
         worker: Worker,
         builds: dict[str, ModelBuild],
-        results: dict[str, dict[str, Any]],
+        results: dict[str, ModelResult],
         running: list[Worker],
     ) -> None:
         build = builds[worker.task.model.name]
         before = set(build.artifacts)
         result = worker.result(known=before)
         if self.server is not None:
-            self.server.preload(result.get("imported", []))
+            self.server.preload(result.imported)
         build.add(result)
-        for event in result.get("events", []):
+        for event in result.events:
             self.log(f"warning: {event}")
-        if result.get("cache_fault"):
-            self._cache_fault(result["cache_fault"])
+        if result.cache_fault:
+            self._cache_fault(result.cache_fault)
         self._report(build, [s for s in build.stems if s in build.artifacts and s not in before])
-        if result.get("check_failed"):
-            self.check_failures[build.model.name] = result["findings"]
+        if result.check_failed:
+            self.check_failures[build.model.name] = result.findings
             for other in [w for w in running if w.task.mode == "compile"]:
                 other.kill()  # another model's second worker: its artifact would not be used
                 running.remove(other)

@@ -2,12 +2,14 @@
 
 Run as ``python -m hatch_neuron.compile.worker REQUEST.json RESULT.json``. Running user code here, not in
 the build process, means a crash, a hang or a side effect of the factory cannot take the build down or
-leak into it. Expected failures (bad factory, mismatch) are written to RESULT as ``{"ok": false}``.
+leak into it. REQUEST is a :class:`~.contracts.WorkerRequest`, RESULT a :class:`~.contracts.WorkerResult`;
+expected failures (bad factory, mismatch) are results with ``ok`` False.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import importlib
 import json
@@ -28,7 +30,7 @@ import torch
 from ..cache import CorruptEntry, LocalCache
 from ..cache.deps import ReadTracker
 from ..cache.keys import artifact_key, computation_digest, key_inputs
-from ..cache.remote import RemoteLayer, RemoteSettings
+from ..cache.remote import RemoteLayer
 from ..cache.store import sha256_file
 from ..plan import bucket_label
 from ..runtime.pytree import flatten
@@ -37,6 +39,7 @@ from ..runtime.targets import load_artifact
 from . import CompileTarget, TargetOptions, get_target
 from .base import CannotCompile
 from .checks import run_checks
+from .contracts import ArtifactRecord, BucketOutputs, JobRequest, Origin, WorkerRequest, WorkerResult
 from .forkserver import installation_modules
 from .inputs import CHECK_SEED, TRACE_SEED, make_inputs
 from .verify import MismatchError, compare
@@ -140,11 +143,11 @@ def aliased_outputs(first: list[torch.Tensor], second: list[torch.Tensor]) -> li
 class ModelSession:
     """One model in this worker: the eager model, its example inputs and eager outputs per bucket."""
 
-    def __init__(self, request: dict[str, Any]) -> None:
-        self.request = request
-        self.name = request["model"]
+    def __init__(self, request: WorkerRequest) -> None:
+        self.request = request.model
+        self.name = request.model.model
         torch.manual_seed(0)  # factories that initialise weights randomly get the same weights every build
-        self.model = build_model(request["factory"])
+        self.model = build_model(request.model.factory)
         self.wrapper = FlatOutputs(self.model).eval()
         self._buckets: dict[str, Any] = {}
         self._traces: dict[str, tuple[torch.jit.ScriptModule, list[str]]] = {}
@@ -161,11 +164,11 @@ class ModelSession:
             self._traces[key] = (module, tracer_warnings(caught))
         return self._traces[key]
 
-    def bucket(self, job: dict[str, Any]) -> tuple[Any, Any, list[torch.Tensor], list[torch.Tensor]]:
+    def bucket(self, job: JobRequest) -> tuple[Any, Any, list[torch.Tensor], list[torch.Tensor]]:
         """(example inputs, check inputs, eager outputs on each) for the job's bucket."""
-        key = json.dumps(job["bucket"])
+        key = json.dumps(job.bucket)
         if key not in self._buckets:
-            example, check = make_inputs(job["inputs"], TRACE_SEED), make_inputs(job["inputs"], CHECK_SEED)
+            example, check = make_inputs(job.inputs, TRACE_SEED), make_inputs(job.inputs, CHECK_SEED)
             with torch.no_grad():
                 eager_example, tree = flatten(self.model(*example))
                 eager_check, _ = flatten(self.model(*check))
@@ -175,7 +178,7 @@ class ModelSession:
             self._buckets[key] = (example, check, eager_example, eager_check)
         return self._buckets[key]
 
-    def verify(self, job: dict[str, Any], path: Path, details: dict[str, Any]) -> None:
+    def verify(self, job: JobRequest, path: Path, details: dict[str, Any]) -> None:
         """Compare the artifact at ``path`` with eager on both input sets (:class:`MismatchError`), and
         record in ``details`` (the artifact's facts, which become its manifest entry) which outputs alias
         the artifact's own state: ``aliased_outputs``, their flat indices, present only when there are
@@ -183,9 +186,9 @@ class ModelSession:
         date the same way."""
         example, check, eager_example, eager_check = self.bucket(job)
         facts = ArtifactEntry.from_json({"file": path.name, "sha256": "", "size": 0, **details})
-        loaded = load_artifact(job["target"], str(path), Manifest(), facts)
-        bucket = {int(dim): size for dim, size in job["bucket"]}
-        where = f"target {job['target']}" + (f", bucket {bucket}" if bucket else "")
+        loaded = load_artifact(job.target, str(path), Manifest(), facts)
+        bucket = dict(job.bucket)
+        where = f"target {job.target}" + (f", bucket {bucket}" if bucket else "")
         runs = []
         with torch.no_grad():
             for inputs, eager, label in (
@@ -193,62 +196,57 @@ class ModelSession:
                 (check, eager_check, "second input set, seed 1"),
             ):
                 got = list(loaded(*inputs))
-                rtol, atol = self.request["rtol"], self.request["atol"]
-                compare(self.name, eager, got, rtol, atol, f"{where}, {label}")
+                compare(self.name, eager, got, self.request.rtol, self.request.atol, f"{where}, {label}")
                 runs.append(got)
         details.pop("aliased_outputs", None)
         if aliased := aliased_outputs(*runs):
             details["aliased_outputs"] = aliased
 
-    def outputs(self, job: dict[str, Any]) -> dict[str, Any]:
+    def outputs(self, job: JobRequest) -> BucketOutputs:
         _, _, eager_example, _ = self.bucket(job)
-        return {"tree": self.tree, "specs": _spec_of(eager_example)}
+        return BucketOutputs(job.stem, self.tree, _spec_of(eager_example))
 
 
-def _paths(job: dict[str, Any], target: CompileTarget) -> tuple[Path, dict[str, Path]]:
+def _paths(job: JobRequest, target: CompileTarget) -> tuple[Path, dict[str, Path]]:
     """The artifact's path and its companions' (suffix -> path), all named after the job's stem."""
-    path = Path(job["path"])
+    path = Path(job.path)
     stem = path.name.removesuffix(target.info.suffix)
     return path, {suffix: path.with_name(stem + suffix) for suffix in target.info.companion_suffixes}
 
 
-def _entry(job: dict[str, Any], path: Path, companions: dict[str, Path], facts: dict[str, Any]) -> dict:
+def _entry(job: JobRequest, path: Path, companions: dict[str, Path], facts: dict[str, Any]) -> ArtifactEntry:
     """The manifest entry of an artifact at ``path`` (``facts``: what the target and the build found)."""
-    return {
-        "bucket": {str(dim): size for dim, size in job["bucket"]},
-        "file": path.name,
-        "sha256": sha256_file(path),
-        "size": path.stat().st_size,
-        "input_shapes": [spec["shape"] for spec in job["inputs"]],
-        **facts,
-        **(
-            {
-                "companions": {
-                    suffix: {"file": p.name, "sha256": sha256_file(p), "size": p.stat().st_size}
-                    for suffix, p in companions.items()
-                }
-            }
-            if companions
-            else {}
-        ),
-    }
+    return ArtifactEntry.from_json(
+        {
+            "bucket": {str(dim): size for dim, size in job.bucket},
+            "file": path.name,
+            "sha256": sha256_file(path),
+            "size": path.stat().st_size,
+            "input_shapes": [spec["shape"] for spec in job.inputs],
+            **facts,
+            "companions": {
+                suffix: {"file": p.name, "sha256": sha256_file(p), "size": p.stat().st_size}
+                for suffix, p in companions.items()
+            },
+        }
+    )
 
 
-def compile_job(session: ModelSession, job: dict[str, Any], options: TargetOptions) -> dict[str, Any]:
-    """Trace/compile one job, save it atomically, verify it against eager; return its manifest entry."""
-    target = get_target(job["target"])
+def compile_job(session: ModelSession, job: JobRequest, options: TargetOptions) -> ArtifactRecord:
+    """Trace/compile one job, save it atomically, verify it against eager; return its record."""
+    target = get_target(job.target)
     example, _, eager_example, _ = session.bucket(job)
     path, companion_paths = _paths(job, target)
-    workdir = Path(job["workdir"])
+    workdir = Path(job.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     module, found = session.wrapper, []
     if target.compiles_the_trace:
-        module, found = session.traced(job["inputs"])
+        module, found = session.traced(job.inputs)
     with warnings.catch_warnings(record=True) as caught, torch.no_grad():
         warnings.simplefilter("always")
         compiled = target.compile(module, example, workdir, options)
-    found = [f"{job['target']}: {text}" for text in [*found, *tracer_warnings(caught)]]
+    found = [f"{job.target}: {text}" for text in [*found, *tracer_warnings(caught)]]
     _save_atomically(path, functools.partial(target.save, compiled))
     for suffix, source in compiled.companions.items():
         _save_atomically(companion_paths[suffix], functools.partial(shutil.copyfile, source))
@@ -259,89 +257,76 @@ def compile_job(session: ModelSession, job: dict[str, Any], options: TargetOptio
         "format": target.info.artifact_format,
         "verified": verified,
         "output_shapes": [list(t.shape) for t in eager_example],
-        "toolchain": target.toolchain(),
         **compiled.details,
     }
     entry = _entry(job, path, companion_paths, facts)
-    return {**entry, "seconds": round(time.perf_counter() - start, 3), "warnings": found}
+    seconds = round(time.perf_counter() - start, 3)
+    return ArtifactRecord(entry, job.target, Origin.COMPILED, seconds, found, target.toolchain())
 
 
 def job_key_inputs(
-    session: ModelSession, job: dict[str, Any], options: TargetOptions, versions: dict
+    session: ModelSession, job: JobRequest, options: TargetOptions, versions: dict
 ) -> dict[str, Any]:
     """What the job's artifact key is made of (:func:`artifact_key` of it is the key)."""
-    target = get_target(job["target"])
+    target = get_target(job.target)
     return key_inputs(
-        computation_digest(session.traced(job["inputs"])[0]),
-        job["inputs"],
-        job["target"],
+        computation_digest(session.traced(job.inputs)[0]),
+        job.inputs,
+        job.target,
         target.key_options(options),
         {**versions, **target.toolchain()},
     )
 
 
 def fetch_job(
-    session: ModelSession, job: dict[str, Any], key: str, cache: LocalCache, events: list[str]
-) -> dict[str, Any] | None:
+    session: ModelSession, job: JobRequest, key: str, cache: LocalCache, events: list[str]
+) -> ArtifactRecord | None:
     """The job's artifact from the cache (checked by sha256 and against eager), or None."""
-    target = get_target(job["target"])
+    target = get_target(job.target)
     path, companion_paths = _paths(job, target)
     start = time.perf_counter()
     dest = {"artifact": path, **{f"companion{s}": p for s, p in companion_paths.items()}}
     try:
         meta = cache.fetch(key, dest)
     except CorruptEntry as exc:
-        events.append(f"{session.name} [{job['target']}]: {exc}")
+        events.append(f"{session.name} [{job.target}]: {exc}")
         return None
     if meta is None:
         return None
-    if meta["facts"]["verified"]:
+    facts = dict(meta["facts"])
+    toolchain = facts.pop("toolchain", {})
+    if facts["verified"]:
         try:
-            session.verify(job, path, meta["facts"])
+            session.verify(job, path, facts)
         except ModelError:
             raise  # the model itself failed (eager run), not the entry
         except Exception as exc:  # a bad entry: only a fresh compile's mismatch is the model's fault
             cache.evict(key)
             events.append(
-                f"{session.name} [{job['target']}]: cache entry {key[:16]} does not load or does not match "
+                f"{session.name} [{job.target}]: cache entry {key[:16]} does not load or does not match "
                 f"eager ({exc.fact if isinstance(exc, MismatchError) else f'{type(exc).__name__}: {exc}'}); "
                 "removed, compiling again"
             )
             return None
-    entry = _entry(job, path, companion_paths, meta["facts"])
-    return {**entry, "seconds": round(time.perf_counter() - start, 3), "warnings": [], "cached": True}
+    entry = _entry(job, path, companion_paths, facts)
+    seconds = round(time.perf_counter() - start, 3)
+    return ArtifactRecord(entry, job.target, Origin.LOCAL_CACHE, seconds, [], toolchain)
 
 
-def store_job(cache: LocalCache, key: str, job: dict[str, Any], entry: dict[str, Any]) -> None:
-    target = get_target(job["target"])
-    path, companion_paths = _paths(job, target)
-    facts = {k: v for k, v in entry.items() if k not in _ENTRY_OWN}
+def store_job(cache: LocalCache, key: str, job: JobRequest, record: ArtifactRecord) -> None:
+    path, companion_paths = _paths(job, get_target(job.target))
     files = {"artifact": path, **{f"companion{s}": p for s, p in companion_paths.items()}}
-    description = f"{job['target']} {path.name} ({session_label(job)})"
-    cache.store(key, files, {"facts": facts, "description": description})
+    description = f"{job.target} {path.name} ({session_label(job)})"
+    cache.store(key, files, {"facts": record.facts(), "description": description})
 
 
-#: Entry fields that belong to one build (file names, hashes, timings), not to the cached artifact.
-_ENTRY_OWN = {
-    "bucket",
-    "file",
-    "sha256",
-    "size",
-    "input_shapes",
-    "companions",
-    "seconds",
-    "warnings",
-    "cached",
-}
-
-
-def session_label(job: dict[str, Any]) -> str:
-    return bucket_label(job["bucket"]) or "no buckets"
+def session_label(job: JobRequest) -> str:
+    return bucket_label(job.bucket) or "no buckets"
 
 
 def compile_or_reuse(
     session: ModelSession,
-    job: dict[str, Any],
+    job: JobRequest,
     key: str,
     inputs: dict[str, Any],
     caches: tuple[LocalCache, RemoteLayer],
@@ -349,7 +334,7 @@ def compile_or_reuse(
     events: list[str],
     *,
     wait: bool,
-) -> dict[str, Any] | None:
+) -> ArtifactRecord | None:
     """The job's artifact from the local cache, else from the remote one, else compiled (and stored in
     both), under the key's lock. Without ``wait``, None when another worker holds the lock (it is
     compiling this job)."""
@@ -366,101 +351,98 @@ def compile_or_reuse(
         return compile_job(session, job, options)
     try:
         try:
-            entry = fetch_job(session, job, key, cache, events)
-            if entry is None and remote.fetch(key, cache):
-                entry = fetch_job(session, job, key, cache, events)
-                if entry is not None:
-                    entry["cached"] = "remote"
+            record = fetch_job(session, job, key, cache, events)
+            if record is None and remote.fetch(key, cache):
+                record = fetch_job(session, job, key, cache, events)
+                if record is not None:
+                    record = dataclasses.replace(record, origin=Origin.REMOTE_CACHE)
         except OSError as exc:  # the cache vanished or broke under us: compile, uncached
             cache.fault(exc)
-            entry = None
-        if entry is None:
-            entry = compile_job(session, job, options)  # verified against eager before it is stored
+            record = None
+        if record is None:
+            record = compile_job(session, job, options)  # verified against eager before it is stored
             if not cache.faulty:
                 try:
-                    store_job(cache, key, job, entry)
+                    store_job(cache, key, job, record)
                     remote.publish(key, cache, inputs)
                 except OSError as exc:
                     cache.fault(exc)
     finally:
         with contextlib.suppress(OSError):
             lock.release()
-    return entry
+    return record
 
 
-def run(request: dict[str, Any]) -> dict[str, Any]:
+def run(request: WorkerRequest) -> WorkerResult:
     """``mode`` prepare: checks, then every job of the model, from the cache or compiled, leaving to
     others the jobs whose lock another worker holds (and taking them from the cache once it is done);
     compile: the given jobs (a job the scheduler gave to a second worker to finish the model sooner)."""
-    if request.get("threads"):
-        torch.set_num_threads(request["threads"])
+    build = request.build
+    if build.threads:
+        torch.set_num_threads(build.threads)
     modules_before = set(sys.modules)
     # what the build itself reads and writes (its folders, the cache) is not the model's input
-    untracked = [Path(request["tmp"]), *(Path(job["path"]).parent for job in request["jobs"])]
-    untracked += [Path(request["cache_dir"])] if request.get("cache_dir") else []
-    tracker = ReadTracker(untracked) if request.get("track_reads") else None
+    untracked = [Path(request.tmp), *(Path(job.path).parent for job in request.jobs)]
+    untracked += [Path(build.cache_dir)] if build.cache_dir else []
+    tracker = ReadTracker(untracked) if build.track_reads else None
     session = ModelSession(request)
-    options = TargetOptions(**request["options"])
-    jobs = request["jobs"]
-    result: dict[str, Any] = {"ok": True, "findings": [], "artifacts": {}, "keys": {}, "events": []}
-    keys, artifacts, events = result["keys"], result["artifacts"], result["events"]
-    if request["mode"] == "prepare" and request["check"] != "off":
-        findings = run_checks(
+    options = request.model.options
+    jobs = request.jobs
+    result = WorkerResult()
+    if request.mode == "prepare" and request.check != "off":
+        model = request.model
+        result.findings = run_checks(
             session.name,
             session.model,
             session.wrapper,
-            request["inputs"],
-            request["batched"],
-            lambda: session.traced(request["inputs"])[0],
+            model.inputs,
+            model.batched,
+            lambda: session.traced(model.inputs)[0],
         )
-        result["findings"] = findings
-        if request["check"] == "error" and any(f["kind"] != "skipped" for f in findings):
+        if request.check == "error" and any(f["kind"] != "skipped" for f in result.findings):
             # nothing to compile: the scheduler fails the build once every model's checks have run
-            result["check_failed"] = True
+            result.check_failed = True
             jobs = []
     if jobs:
-        remote_settings = RemoteSettings(**request["remote"]) if request.get("remote") else None
-        caches = (LocalCache(Path(request["cache_dir"])), RemoteLayer(remote_settings, events.append))
-        inputs = {job["stem"]: job_key_inputs(session, job, options, request["versions"]) for job in jobs}
-        keys.update({stem: artifact_key(each) for stem, each in inputs.items()})
-        waiting = request["mode"] == "compile"
+        caches = (LocalCache(Path(str(build.cache_dir))), RemoteLayer(build.remote, result.events.append))
+        inputs = {job.stem: job_key_inputs(session, job, options, build.versions) for job in jobs}
+        result.keys = {stem: artifact_key(each) for stem, each in inputs.items()}
+
+        def reuse(job: JobRequest, wait: bool) -> ArtifactRecord | None:
+            key, key_inputs = result.keys[job.stem], inputs[job.stem]
+            return compile_or_reuse(session, job, key, key_inputs, caches, options, result.events, wait=wait)
+
         deferred = []
         for job in jobs:
-            stem = job["stem"]
-            entry = compile_or_reuse(
-                session, job, keys[stem], inputs[stem], caches, options, events, wait=waiting
-            )
-            if entry is None:
+            record = reuse(job, wait=request.mode == "compile")
+            if record is None:
                 deferred.append(job)
             else:
-                artifacts[job["stem"]] = entry
+                result.artifacts[job.stem] = record
         for job in deferred:
-            artifacts[job["stem"]] = compile_or_reuse(
-                session, job, keys[job["stem"]], inputs[job["stem"]], caches, options, events, wait=True
-            )
-        result["outputs"] = {"stem": jobs[0]["stem"], **session.outputs(jobs[0])}
-        if caches[0].fault_reason:
-            result["cache_fault"] = caches[0].fault_reason
+            result.artifacts[job.stem] = reuse(job, wait=True)  # type: ignore[assignment]
+        result.outputs = session.outputs(jobs[0])
+        result.cache_fault = caches[0].fault_reason
     if tracker is not None:
-        result["reads"] = tracker.files()
-    result["imported"] = installation_modules(modules_before)  # for the fork server to preload
+        result.reads = tracker.files()
+    result.imported = installation_modules(modules_before)  # for the fork server to preload
     return result
 
 
 def main(argv: list[str]) -> int:
     request_path, result_path = Path(argv[0]), Path(argv[1])
-    request = json.loads(request_path.read_text())
-    sys.path[:0] = request["sys_path"]
+    request = WorkerRequest.from_json(json.loads(request_path.read_text()))
+    sys.path[:0] = request.sys_path
     try:
         result = run(request)
-    except (ModelError, CannotCompile) as exc:
-        result = {"ok": False, "error": str(exc)}
-    except MismatchError as exc:
-        result = {"ok": False, "error": str(exc)}
+    except (ModelError, CannotCompile, MismatchError) as exc:
+        result = WorkerResult(ok=False, error=str(exc))
     except Exception as exc:
-        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
-    result_path.write_text(json.dumps(result))
-    return 0 if result["ok"] else 1
+        result = WorkerResult(
+            ok=False, error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()
+        )
+    result_path.write_text(json.dumps(result.to_json()))
+    return 0 if result.ok else 1
 
 
 if __name__ == "__main__":

@@ -23,12 +23,13 @@ from packaging.version import Version
 
 from .. import __version__
 from ..cache.store import sha256_file
+from ..compile.contracts import BuildContext, ModelResult
 from ..compile.runner import CompileError, WorkerTask, run_one
 from ..compile.scheduler import Scheduler, build_versions
 from ..config import ConfigError, load_settings
 from ..plan import BuildPlan, ModelPlan, make_plan, plan_warnings
 from ..runtime.manifest import ARTIFACT_DIR, MANIFEST
-from ..runtime.schema import ArtifactEntry, InputEntry, Manifest, ModelEntry, OutputsEntry
+from ..runtime.schema import InputEntry, Manifest, ModelEntry
 from ..targets import REGISTRY
 
 GENERATED_MODULE = '''\
@@ -135,23 +136,16 @@ def _check_artifact_files(manifest: Manifest, artifact_dir: Path) -> None:
                     )
 
 
-#: Artifact fields that describe one build (timings, whether it came from the cache), not the artifact;
-#: left out of the manifest so that the manifest, like the wheel, is the same in every build.
-BUILD_ONLY = ("seconds", "cached", "warnings", "target", "toolchain")
-
-
-def _manifest_entry(artifact: dict[str, Any]) -> ArtifactEntry:
-    return ArtifactEntry.from_json({k: v for k, v in artifact.items() if k not in BUILD_ONLY})
-
-
-def model_entry(model: ModelPlan, result: dict[str, Any]) -> ModelEntry:
-    """The manifest entry of ``model``, from its settings and its compile result."""
+def model_entry(model: ModelPlan, result: ModelResult) -> ModelEntry:
+    """The manifest entry of ``model``, from its settings and its compile result (the artifacts' entries
+    only: timings and where they came from describe one build, and the manifest, like the wheel, is the
+    same in every build)."""
     settings = model.settings
     return ModelEntry(
         factory=settings.factory,
         inputs=[InputEntry.from_json(spec) for spec in model.input_specs()],
-        outputs=OutputsEntry.from_json(result["outputs"]),
-        artifacts={t: [_manifest_entry(a) for a in entries] for t, entries in result["artifacts"].items()},
+        outputs=result.outputs,
+        artifacts={t: [r.entry for r in records] for t, records in result.by_target().items()},
         rtol=settings.rtol,
         atol=settings.atol,
         buckets={str(dim): sizes for dim, sizes in settings.bucket_axes().items()},
@@ -165,15 +159,14 @@ def model_entry(model: ModelPlan, result: dict[str, Any]) -> ModelEntry:
     )
 
 
-def build_manifest(plan: BuildPlan, results: dict[str, dict[str, Any]]) -> Manifest:
+def build_manifest(plan: BuildPlan, results: dict[str, ModelResult]) -> Manifest:
     """The manifest of a build: the project's settings, every model's entry, and what the artifacts were
     built with (hatch-neuron, torch, python and the targets' toolchains)."""
     settings = plan.settings
     built_with: dict[str, str | None] = {**build_versions(), "python": platform.python_version()}
     for result in results.values():
-        for entries in result["artifacts"].values():
-            for artifact in entries:
-                built_with.update(artifact.get("toolchain", {}))
+        for record in result.artifacts.values():
+            built_with.update(record.toolchain)
     placement = settings.placement
     return Manifest(
         models={model.name: model_entry(model, results[model.name]) for model in plan.models},
@@ -190,14 +183,14 @@ def build_manifest(plan: BuildPlan, results: dict[str, dict[str, Any]]) -> Manif
     )
 
 
-def report_findings(plan: BuildPlan, results: dict[str, dict[str, Any]], log: Callable[[str], None]) -> None:
+def report_findings(plan: BuildPlan, results: dict[str, ModelResult], log: Callable[[str], None]) -> None:
     """Log each model's warnings and check findings; skipped checks once, with the models they skipped."""
     skipped_checks: dict[str, list[str]] = {}
     for model in plan.models:
         result = results[model.name]
-        for warning in result["warnings"]:
+        for warning in result.warnings:
             log(f"warning: {model.name}: {warning}")
-        for finding in result["findings"]:
+        for finding in result.findings:
             if finding["kind"] == "skipped":
                 skipped_checks.setdefault(finding["message"], []).append(model.name)
             else:
@@ -250,7 +243,7 @@ def check(root: Path, project_name: str | None, models: list[str] | None = None)
     for model in plan.models:
         if models is None or model.name in models:
             task = WorkerTask(plan, model, "prepare", (), check="warn")
-            findings += run_one(task, root, {})["findings"]
+            findings += run_one(task, root, BuildContext(versions={})).findings
     return findings
 
 
