@@ -241,7 +241,7 @@ def _starts_processes(function: Any, module_globals: dict[str, Any], seen: set[A
     helpers = [subprocess, *(globals()[name] for name in PROCESS_HELPERS)]
     ours = (__name__, module_globals.get("__name__"))
     for name in names:
-        target = module_globals.get(name, globals().get(name))
+        target = module_globals.get(name)  # a global of the function's own module, not an attribute
         if any(target is helper for helper in helpers):
             return True
         if (

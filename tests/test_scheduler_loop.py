@@ -8,12 +8,13 @@ from types import SimpleNamespace
 import pytest
 
 from hatch_neuron.compile import scheduler as scheduler_module
-from hatch_neuron.compile.scheduler import Scheduler, threads_per_worker
+from hatch_neuron.compile.pool import WorkerPool
+from hatch_neuron.compile.scheduler import threads_per_worker
 
 
 class FinishedWorker:
-    def __init__(self, name: str) -> None:
-        self.task = SimpleNamespace(name=name, check="error")
+    def __init__(self, task: SimpleNamespace) -> None:
+        self.task = task
         self.killed = False
 
     def done(self) -> bool:
@@ -26,25 +27,21 @@ class FinishedWorker:
 def test_worker_stopped_by_another_that_finished_with_it_is_not_handled_twice() -> None:
     """Two workers finish in the same poll and the first one's handling stops the second (a failed check
     stops other models' second workers): the second is neither removed again nor reported."""
-    scheduler = object.__new__(Scheduler)
-    scheduler.jobs = 2
-    scheduler.check_failures = {}
     handled: list[str] = []
 
-    def start(task, cache_dir):
-        return FinishedWorker(task.name)
+    class Pool(WorkerPool):
+        def finished(self, worker, running):
+            handled.append(worker.task.name)
+            for other in list(running):
+                other.kill()
+                running.remove(other)
 
-    def finished(worker, builds, results, running):
-        handled.append(worker.task.name)
-        for other in list(running):
-            other.kill()
-            running.remove(other)
+        def steal(self, running):
+            return None
 
-    scheduler._start = start
-    scheduler._finished = finished
-    queue = deque([SimpleNamespace(name="a", check="error"), SimpleNamespace(name="b", check="error")])
-    scheduler._steal = lambda builds, running: None
-    scheduler._run_workers(queue, {}, {}, None)
+    pool = Pool(2, FinishedWorker)
+    tasks = [SimpleNamespace(name=n, check="error", model=SimpleNamespace(name=n, jobs=())) for n in "ab"]
+    pool.run(deque(tasks))
     assert handled == ["a"]
 
 

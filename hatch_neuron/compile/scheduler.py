@@ -1,46 +1,36 @@
-"""Compile every model of a plan: cache lookups first, then worker processes, ``jobs`` of them at once.
-
-Per model: a *direct* cache hit (the files its factory read last time are unchanged) copies its artifacts
-without running anything. Otherwise one *prepare* worker per model runs the pre-flight checks, computes
-each job's artifact key from the traced model and goes through the jobs (a model at one bucket for one
-target), taking each from the cache or compiling it. Workers start in the plan's order, ``jobs`` at a time
-(a worker costs a Python start and a torch import, so models come first); when a slot is free and no
-model is waiting, it takes the last job not yet taken of the running model with the most jobs left. A
-per-key lock (in the cache, or a private one when the cache is off) settles who compiles a job that two
-workers reach; the other takes it from the cache. A failing worker fails the build with its own error
-once the others are stopped. Results are assembled in the plan's order, whatever order workers finish in.
+"""Compile every model of a plan: direct cache hits first (:mod:`.direct`: the files a model's factory read
+last time are unchanged, its artifacts are copied without running anything), then one *prepare* worker
+per other model in a pool (:mod:`.pool`: ``jobs`` at a time, then work stealing). A prepare worker runs
+the pre-flight checks, computes each job's artifact key from the traced model and goes through the jobs
+(a model at one bucket for one target), taking each from the cache or compiling it. Results are
+returned in the plan's order, whatever order workers finish in.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import importlib.metadata
 import os
-import platform
 import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from .. import __version__
-from ..cache import CorruptEntry, LocalCache
+from ..cache import LocalCache
 from ..cache.commands import default_cache_dir, format_size
-from ..cache.keys import direct_key, installed_distributions
 from ..cache.remote import RemoteSettings
-from ..cache.store import fault_message, sha256_file
+from ..cache.store import fault_message
 from ..config import NeuronSettings
-from ..plan import BuildPlan, ModelPlan, job_label
-from ..runtime.schema import OutputsEntry
+from ..plan import BuildPlan, job_label
 from . import get_target
-from .contracts import ArtifactRecord, BucketOutputs, BuildContext, ModelResult, Origin, WorkerResult
+from .contracts import ArtifactRecord, BuildContext, ModelResult, Origin, WorkerResult
+from .direct import DirectCache
 from .findings import check_failure
 from .forkserver import ForkServer, factory_imports
-from .output_dims import OutputDimsError, output_dims
-from .runner import HATCH_NEURON_HOME, CompileError, Worker, WorkerTask, model_request, target_options
+from .pool import ModelBuild, WorkerPool
+from .runner import HATCH_NEURON_HOME, CompileError, Worker, WorkerTask, target_options
 
 
 def usable_cpus() -> int:
@@ -76,11 +66,6 @@ _SOURCES = {
 }
 
 
-#: Part of every direct key: raised when a record's result changes shape (2: ``aliased_outputs``; 3: typed
-#: records, :class:`~.contracts.ModelResult`), so that older records are not used.
-DIRECT_RECORD_FORMAT = 3
-
-
 def torch_version() -> str:
     """The build environment's torch, from its metadata (a warm, cached build does not import torch)."""
     try:
@@ -102,60 +87,6 @@ def _label(model: str, record: ArtifactRecord) -> str:
     return job_label(model, record.target, record.entry.bucket.items())
 
 
-class ModelBuild:
-    """What is known about one model while its workers run."""
-
-    def __init__(self, model: ModelPlan) -> None:
-        self.model = model
-        self.stems = [job.stem for job in model.jobs]
-        self.artifacts: dict[str, ArtifactRecord] = {}
-        self.keys: dict[str, str] = {}
-        self.outputs: dict[str, BucketOutputs] = {}  # stem of the bucket they were computed at -> outputs
-        self.findings: list[dict[str, str]] = []
-        self.warnings: list[str] = []
-        self.reads: dict[str, str] = {}
-        self.trees: set[str] = set()
-        self.stolen: set[str] = set()  # jobs handed to a second worker
-        self.prepared = False  # the model's prepare worker has finished
-
-    def add(self, result: WorkerResult) -> None:
-        self.artifacts.update(result.artifacts)
-        self.keys.update(result.keys)
-        self.reads.update(result.reads or {})
-        if result.outputs is not None:
-            self.outputs[result.outputs.stem] = result.outputs
-            self.trees.add(repr(result.outputs.tree))
-        self.findings += result.findings
-        for record in result.artifacts.values():
-            self.warnings += record.warnings
-
-    def assemble(self) -> ModelResult:
-        """The model's result: outputs (with the dims that follow buckets) and artifacts in job order."""
-        name, settings = self.model.name, self.model.settings
-        if len(self.trees) > 1:
-            raise CompileError(f"model {name!r}: the output structure changes with the bucket: {self.trees}")
-        result = ModelResult(
-            OutputsEntry(None), {job.stem: self.artifacts[job.stem] for job in self.model.jobs}, [], []
-        )
-        first = next(iter(result.by_target().values()))
-        try:
-            dims = output_dims(
-                settings.bucket_axes(),
-                [({int(d): n for d, n in r.entry.bucket.items()}, r.entry.output_shapes) for r in first],
-                settings.output_dims,
-                settings.dynamic_batch,
-            )
-        except OutputDimsError as exc:
-            raise CompileError(f"model {name!r}: {exc}") from None
-        outputs = self.outputs[next(stem for stem in self.stems if stem in self.outputs)]
-        return dataclasses.replace(
-            result,
-            outputs=OutputsEntry(outputs.tree, outputs.specs, dims),
-            findings=self.findings,
-            warnings=self.warnings,
-        )
-
-
 def threads_per_worker(jobs: int, queue: Iterable[WorkerTask]) -> int:
     """Intra-op threads for each worker: the usable CPUs shared by the workers that can run at once,
     which are fewer than ``jobs`` when there are fewer compile jobs (one model's build gets every CPU,
@@ -165,125 +96,42 @@ def threads_per_worker(jobs: int, queue: Iterable[WorkerTask]) -> int:
 
 
 class Scheduler:
+    """One build's compiles: direct cache hits first, then the other models' workers in a pool."""
+
     def __init__(self, plan: BuildPlan, root: Path, out_dir: Path, log: Callable[[str], None]) -> None:
         self.plan, self.root, self.out_dir, self.log = plan, root, out_dir, log
         settings = plan.settings
+        self.jobs = settings.jobs or usable_cpus()
+        self.context = BuildContext(build_versions(), settings.cache == "on", remote_settings(settings))
+        self.counts = {"compiled": 0, "cached": 0, "remote": 0}
+        self.server: ForkServer | None = None
+        self.direct: DirectCache | None = None
         self.cache = cache_for(plan, root)
         if self.cache is not None:
             try:
                 self.cache.probe()
             except OSError as exc:
                 self._cache_fault(exc)
-        self.jobs = settings.jobs or usable_cpus()
-        self.context = BuildContext(build_versions(), settings.cache == "on", remote_settings(settings))
-        self.counts = {"compiled": 0, "cached": 0, "remote": 0}
-        self.server: ForkServer | None = None
-        #: Model -> findings, for the models whose checks failed the build (``check = "error"``).
-        self.check_failures: dict[str, list[dict[str, str]]] = {}
-
-    # -- direct cache ------------------------------------------------------------------------------------
-
-    @functools.cached_property
-    def _environment(self) -> dict[str, Any]:
-        """What the direct keys of this build share: versions and where modules are imported from."""
-        return {
-            **build_versions(),
-            "python": platform.python_version(),
-            "distributions": installed_distributions(),
-            # where factories and toolchains are imported from (a module found elsewhere is another one)
-            "pythonpath": os.environ.get("PYTHONPATH", ""),
-        }
-
-    def _direct_key(self, model: ModelPlan) -> str:
-        request = {
-            **model_request(self.plan, model).to_json(),
-            # a worker's time limit changes no artifact
-            "settings": {k: v for k, v in asdict(model.settings).items() if k != "timeout"},
-            "stems": [job.stem for job in model.jobs],
-            "check": model.check,
-            "record": DIRECT_RECORD_FORMAT,
-        }
-        return direct_key(request, self._environment)
-
-    def _relative(self, path: str) -> str:
-        try:
-            return "./" + Path(path).relative_to(self.root.resolve()).as_posix()
-        except ValueError:
-            return path
-
-    def _absolute(self, path: str) -> Path:
-        return self.root / path[2:] if path.startswith("./") else Path(path)
-
-    def _direct_hit(self, model: ModelPlan) -> ModelResult | None:
-        assert self.cache is not None
-        for record in self.cache.direct_records(self._direct_key(model)):
-            try:
-                unchanged = all(sha256_file(self._absolute(p)) == h for p, h in record["files"].items())
-            except OSError:
-                unchanged = False
-            if not unchanged:
-                continue
-            result = ModelResult.from_json(record["result"])
-            if self._fetch_recorded(record["keys"], result):
-                return result
-            if self.cache is None:  # the cache failed while reading
-                return None
-            # the record's artifacts are gone or are not the bytes it describes: it cannot be trusted
-            try:
-                self.cache.drop_direct_record(self._direct_key(model), record)
-            except OSError as exc:
-                self._cache_fault(exc)
-            return None
-        return None
-
-    def _fetch_recorded(self, keys: dict[str, str], result: ModelResult) -> bool:
-        """Copy a direct record's artifacts into the output folder; True when every one is there with the
-        sha256 and size the record's manifest entries say (the bytes that go into the wheel)."""
-        assert self.cache is not None
-        for stem, key in keys.items():
-            entry = result.artifacts[stem].entry
-            described = {"artifact": entry, **{f"companion{s}": c for s, c in entry.companions.items()}}
-            dest = {name: self.out_dir / part.file for name, part in described.items()}
-            try:
-                meta = self.cache.fetch(key, dest)
-            except CorruptEntry as exc:
-                self.log(f"warning: {exc}")
-                return False
-            except OSError as exc:
-                self._cache_fault(exc)
-                return False
-            if meta is None or any(
-                (meta["files"].get(name, {}).get("sha256"), meta["files"].get(name, {}).get("size"))
-                != (part.sha256, part.size)
-                for name, part in described.items()
-            ):
-                for file in dest.values():
-                    file.unlink(missing_ok=True)
-                return False
-        return True
+        if self.cache is not None and settings.cache == "on":
+            versions = self.context.versions
+            self.direct = DirectCache(plan, root, out_dir, self.cache, versions, log, self._cache_fault)
 
     def _cache_fault(self, exc: BaseException | str) -> None:
         """Report a failing cache folder once and build on without it."""
         if self.cache is not None:
             self.log("warning: " + (exc if isinstance(exc, str) else fault_message(self.cache.root, exc)))
             self.cache = None
+        if self.direct is not None:
+            self.direct.cache = None
 
-    def _record_direct(self, build: ModelBuild, assembled: ModelResult) -> None:
-        assert self.cache is not None
-        record = {
-            "files": {self._relative(p): h for p, h in build.reads.items()},
-            "keys": build.keys,
-            "result": assembled.to_json(),
-            "created": time.time(),
-        }
-        try:
-            self.cache.add_direct_record(self._direct_key(build.model), record)
-        except OSError as exc:
-            self._cache_fault(exc)
-
-    # -- running -----------------------------------------------------------------------------------------
-
-    def _report(self, build: ModelBuild, stems: list[str]) -> None:
+    def _report(self, build: ModelBuild, result: WorkerResult, stems: list[str]) -> None:
+        """Log what a finished worker delivered (each artifact once) and the cache problems it met."""
+        if self.server is not None:
+            self.server.preload(result.imported)
+        for event in result.events:
+            self.log(f"warning: {event}")
+        if result.cache_fault:
+            self._cache_fault(result.cache_fault)
         for stem in stems:
             record = build.artifacts[stem]
             count, how = _SOURCES[record.origin]
@@ -294,69 +142,37 @@ class Scheduler:
                 f"{format_size(record.entry.size)}, {check}"
             )
 
-    def _steal(self, builds: dict[str, ModelBuild], running: list[Worker]) -> WorkerTask | None:
-        """A job for an idle slot: the last job not yet taken of the running model with the most left.
-        Its prepare worker goes through the jobs from the first; the per-key lock settles who compiles a
-        job both reach."""
-        if self.check_failures:
-            return None  # the build fails: compile nothing more
-        best, best_left = None, 0
-        for worker in running:
-            build = builds[worker.task.model.name]
-            if worker.task.mode != "prepare":
-                continue
-            left = [j for j in build.model.jobs[1:] if j.stem not in build.stolen]
-            if len(left) > best_left:
-                best, best_left = (build, left[-1]), len(left)
-        if best is None:
-            return None
-        build, job = best
-        build.stolen.add(job.stem)
-        return WorkerTask(self.plan, build.model, "compile", (job,))
-
-    def _start(self, task: WorkerTask, cache_dir: Path) -> Worker:
-        context = dataclasses.replace(self.context, cache_dir=str(cache_dir))
-        return Worker(task, self.out_dir, context, self.server)
+    def _direct_hits(self) -> dict[str, ModelResult]:
+        hits = {}
+        for model in self.plan.models:
+            hit = self.direct.hit(model) if self.direct is not None else None
+            if hit is not None:
+                for record in hit.artifacts.values():
+                    self.counts["cached"] += 1
+                    self.log(f"{_label(model.name, record)}: cached (files unchanged)")
+                hits[model.name] = hit
+        return hits
 
     def run(self) -> dict[str, ModelResult]:
         """Every model's assembled result, in the plan's order."""
         start = time.perf_counter()
-        results: dict[str, ModelResult] = {}
-        builds: dict[str, ModelBuild] = {}
-        queue: deque[WorkerTask] = deque()
-        for model in self.plan.models:
-            if self.cache is not None and self.plan.settings.cache == "on":
-                hit = self._direct_hit(model)
-                if hit is not None:
-                    for record in hit.artifacts.values():
-                        self.counts["cached"] += 1
-                        self.log(f"{_label(model.name, record)}: cached (files unchanged)")
-                    results[model.name] = hit
-                    continue
-            builds[model.name] = ModelBuild(model)
-            queue.append(WorkerTask(self.plan, model, "prepare", model.jobs, check=model.check))
+        results = self._direct_hits()
+        queue = deque(
+            WorkerTask(self.plan, model, "prepare", model.jobs, check=model.check)
+            for model in self.plan.models
+            if model.name not in results
+        )
         self.context = dataclasses.replace(self.context, threads=threads_per_worker(self.jobs, queue))
         if queue:  # something to build: a missing toolchain fails here, before any model is imported
             for target in dict.fromkeys(job.target for task in queue for job in task.jobs):
                 get_target(target).preflight(target_options(self.plan.settings))
-        # with the cache off, workers still coordinate (locks, sharing a job's result) through a private one
-        with tempfile.TemporaryDirectory(prefix="hatch-neuron-jobs-") as private:
-            cache_dir = self.cache.root if self.cache is not None else Path(private)
-            if queue and self.plan.settings.workers == "preloaded":
-                self.server = ForkServer(HATCH_NEURON_HOME)
-                factories = [task.model.settings.factory for task in queue]
-                self.server.preload(factory_imports(factories, list(self.plan.import_paths)))
-            try:
-                self._run_workers(queue, builds, results, cache_dir)
-            finally:
-                if self.server is not None:
-                    self.server.close()
-                    self.server = None
-        if self.check_failures:
+        pool = self._run_pool(queue)
+        if pool.check_failures:
             failures = {
-                m.name: self.check_failures[m.name] for m in self.plan.models if m.name in self.check_failures
+                m.name: pool.check_failures[m.name] for m in self.plan.models if m.name in pool.check_failures
             }
             raise CompileError(check_failure(failures))
+        results.update(pool.results)
         self.log(
             f"{self.counts['compiled']} artifact(s) compiled, {self.counts['cached']} from the cache, "
             + (f"{self.counts['remote']} from the remote cache, " if self.context.remote else "")
@@ -367,69 +183,28 @@ class Scheduler:
         )
         return {model.name: results[model.name] for model in self.plan.models}
 
-    def _run_workers(
-        self,
-        queue: deque[WorkerTask],
-        builds: dict[str, ModelBuild],
-        results: dict[str, ModelResult],
-        cache_dir: Path,
-    ) -> None:
-        running: list[Worker] = []
-        try:
-            while queue or running:
-                while len(running) < self.jobs:
-                    task = queue.popleft() if queue else self._steal(builds, running)
-                    if task is None:
-                        break
-                    if self.check_failures:  # the build fails: the other models only get their checks
-                        if task.check != "error":
-                            continue  # their findings could not fail the build: nothing to report
-                        task = dataclasses.replace(task, jobs=())
-                    running.append(self._start(task, cache_dir))
-                finished = [w for w in running if w.done()]
-                if not finished:
-                    time.sleep(0.02)
-                    continue
-                for worker in finished:
-                    if worker in running:  # not already stopped by an earlier one's _finished
-                        running.remove(worker)
-                        self._finished(worker, builds, results, running)
-        except BaseException:
-            for worker in running:
-                worker.kill()
-            raise
+    def _run_pool(self, queue: deque[WorkerTask]) -> WorkerPool:
+        # with the cache off, workers still coordinate (locks, sharing a job's result) through a private one
+        with tempfile.TemporaryDirectory(prefix="hatch-neuron-jobs-") as private:
+            cache_dir = self.cache.root if self.cache is not None else Path(private)
+            context = dataclasses.replace(self.context, cache_dir=str(cache_dir))
 
-    def _finished(
-        self,
-        worker: Worker,
-        builds: dict[str, ModelBuild],
-        results: dict[str, ModelResult],
-        running: list[Worker],
-    ) -> None:
-        build = builds[worker.task.model.name]
-        before = set(build.artifacts)
-        result = worker.result(known=before)
-        if self.server is not None:
-            self.server.preload(result.imported)
-        build.add(result)
-        for event in result.events:
-            self.log(f"warning: {event}")
-        if result.cache_fault:
-            self._cache_fault(result.cache_fault)
-        self._report(build, [s for s in build.stems if s in build.artifacts and s not in before])
-        if result.check_failed:
-            self.check_failures[build.model.name] = result.findings
-            for other in [w for w in running if w.task.mode == "compile"]:
-                other.kill()  # another model's second worker: its artifact would not be used
-                running.remove(other)
-        if worker.task.mode == "prepare":
-            build.prepared = True
-            for other in [w for w in running if w.task.model is build.model]:
-                other.kill()  # the prepare worker has every artifact: a second worker would only repeat one
-                running.remove(other)
-        if self.check_failures:
-            return  # nothing is assembled: the build fails once every model's checks have run
-        if build.prepared and not any(w.task.model is build.model for w in running):
-            results[build.model.name] = build.assemble()
-            if self.cache is not None and self.plan.settings.cache == "on":
-                self._record_direct(build, results[build.model.name])
+            def start(task: WorkerTask) -> Worker:
+                return Worker(task, self.out_dir, context, self.server)
+
+            def assembled(build: ModelBuild, result: ModelResult) -> None:
+                if self.direct is not None:
+                    self.direct.record(build, result)
+
+            pool = WorkerPool(self.jobs, start, self._report, assembled)
+            if queue and self.plan.settings.workers == "preloaded":
+                self.server = ForkServer(HATCH_NEURON_HOME)
+                factories = [task.model.settings.factory for task in queue]
+                self.server.preload(factory_imports(factories, list(self.plan.import_paths)))
+            try:
+                pool.run(queue)
+            finally:
+                if self.server is not None:
+                    self.server.close()
+                    self.server = None
+        return pool
