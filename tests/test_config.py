@@ -987,3 +987,37 @@ def test_inductor_configs() -> None:
     assert "not an Inductor setting name" in error(minimal(inductor_configs={"bad name": 1})).message
     nested = error(minimal(inductor_configs={"cpp": {"weight_prepack": False}}))  # an unquoted dotted key
     assert nested.path == "tool.neuron.inductor-configs.cpp"
+
+
+def test_every_build_variable_comes_from_the_settings_model() -> None:
+    """Each setting with a build variable takes it, and a wrong value is an error naming the variable,
+    from the same checks as its TOML value (validate() runs again on the result)."""
+    from hatch_neuron.config.model import env_override
+
+    variables = {
+        f.name: o.variable
+        for f in dataclasses.fields(NeuronSettings)
+        if (o := env_override(f)) and o.when == "build"
+    }
+    assert variables["remote_cache_timeout"] == "HATCH_NEURON_REMOTE_CACHE_TIMEOUT"  # no longer missing
+    good = {
+        "HATCH_NEURON_REMOTE_CACHE_TIMEOUT": "2.5",
+        "HATCH_NEURON_JOBS": "3",
+        "HATCH_NEURON_WORKERS": "fresh",
+    }
+    settings = settings_from_table(minimal(), good)
+    assert (settings.remote_cache_timeout, settings.jobs, settings.workers) == (2.5, 3, "fresh")
+    bad = {
+        "HATCH_NEURON_REMOTE_CACHE_TIMEOUT": "0",  # validate(): must be > 0 seconds
+        "HATCH_NEURON_JOBS": "0",  # validate(): must be >= 1
+        "HATCH_NEURON_WORKERS": "forked",  # the Literal's own check
+        "HATCH_NEURON_CACHE": "maybe",
+        "HATCH_NEURON_TIMEOUT": "inf",  # convert(): finite numbers only
+    }
+    for variable, value in bad.items():
+        err = error(minimal(), {variable: value})
+        assert err.path == variable, (variable, str(err))
+    assert error(minimal(), {"HATCH_NEURON_JOBS": "0"}).message == "must be >= 1, got 0"
+    assert error(minimal(), {"HATCH_NEURON_WORKERS": "forked"}).message == (
+        "string 'forked' is not allowed; allowed: preloaded, fresh"
+    )

@@ -21,6 +21,53 @@ from . import model
 from .parse import toml_key
 
 START, END = "<!-- settings:start -->", "<!-- settings:end -->"
+ENV_START, ENV_END = "<!-- variables:start -->", "<!-- variables:end -->"
+#: Variables that are no setting's: (variable, when, effect).
+OTHER_VARIABLES = (
+    (
+        "`AWS_ACCESS_KEY_ID`, `AWS_PROFILE`, `AWS_ENDPOINT_URL`, ...",
+        "build, `cache --remote`",
+        "AWS's own: credentials, region and endpoint of the remote cache",
+    ),
+    (
+        "`HATCH_NEURON_TRACEBACK`",
+        "build",
+        "set: a build error under Hatchling shows hatch-neuron's traceback too",
+    ),
+    (
+        "`HATCH_NEURON_TORCH`",
+        "build",
+        "the torch requirement the build hook adds to wheel builds (e.g. `torch==2.9.1`)",
+    ),
+    ("`HATCH_NEURON_TARGET`", "run", "force the target a package loads"),
+    (
+        "`HATCH_NEURON_VERIFY`",
+        "run",
+        "`always`: hash every artifact on every load; `stamp` (default): not again while the file is "
+        "unchanged",
+    ),
+    (
+        "`HATCH_NEURON_STAMPS`",
+        "run",
+        "folder of the verification stamps (default `$XDG_CACHE_HOME/hatch-neuron/verified`)",
+    ),
+    (
+        "`PJRT_DEVICE`",
+        "build, run",
+        "torch-xla's: the device `xla` artifacts are built, verified and run on (`CPU` here)",
+    ),
+    (
+        "`HATCH_NEURON_CI_CACHE`",
+        "tests",
+        "where the xla lane keeps its environment (default `~/.cache/hatch-neuron-ci`)",
+    ),
+    ("`HATCH_NEURON_SKIP_XLA_LANE`", "tests", "`1`: `scripts/test.sh` skips the xla lane and says so"),
+    (
+        "`NEURON_RT_VISIBLE_CORES`, `NEURON_RT_NUM_CORES`",
+        "run",
+        "Neuron's own: the cores this process sees (placement is checked against them)",
+    ),
+)
 SECTIONS = (
     ("[tool.neuron]", model.NeuronSettings),
     ("[tool.neuron.models.<name>]", model.ModelSettings),
@@ -92,12 +139,38 @@ def render() -> str:
     return "\n".join(lines)
 
 
+def render_variables() -> str:
+    """The environment variables table: the settings' own (:class:`~.model.EnvOverride`), then the rest."""
+    hints = typing.get_type_hints(model.NeuronSettings)
+    lines = [
+        ENV_START,
+        "<!-- generated from hatch_neuron/config/model.py and docs.py; do not edit by hand -->",
+        "",
+        "| variable | when | effect |",
+        "| --- | --- | --- |",
+    ]
+    for f in dataclasses.fields(model.NeuronSettings):
+        override = model.env_override(f)
+        if override is not None:
+            value = override.value or override.expects or type_text(hints[f.name]).removesuffix(" (optional)")
+            where = "build" if override.when == "build" else "run (where the package loads)"
+            where += f", {override.also}" if override.also else ""
+            lines.append(f"| `{override.variable}` | {where} | {value}, replacing `{toml_key(f.name)}` |")
+    lines += [f"| {variable} | {when} | {effect} |" for variable, when, effect in OTHER_VARIABLES]
+    lines.append(ENV_END)
+    return "\n".join(lines)
+
+
+def _replace(text: str, start: str, end: str, generated: str) -> str:
+    head, _, rest = text.partition(start)
+    _, _, tail = rest.partition(end)
+    return head + generated + tail
+
+
 def update(readme: Path, check: bool) -> bool:
-    """Rewrite the generated part of ``readme``; return whether it was already current."""
+    """Rewrite the generated parts of ``readme``; return whether they were already current."""
     text = readme.read_text()
-    head, _, rest = text.partition(START)
-    _, _, tail = rest.partition(END)
-    new = head + render() + tail
+    new = _replace(_replace(text, START, END, render()), ENV_START, ENV_END, render_variables())
     if not check and new != text:
         readme.write_text(new)
     return new == text

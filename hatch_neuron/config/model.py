@@ -38,6 +38,35 @@ INDUCTOR_DEVICES = ("cpu", "cuda")
 #: Values of ``neuron-target`` (neuronx-cc ``--target``).
 NEURON_INSTANCE_TARGETS = ("inf2", "trn1", "trn1n", "trn2")
 
+
+@dataclass(frozen=True)
+class EnvOverride:
+    """A setting's environment variable (``field(metadata={"env": EnvOverride(...)})``): set, it replaces
+    the project's value, converted and checked by the same code as the TOML value; its errors name the
+    variable. The README's variable table is generated from these."""
+
+    variable: str
+    #: ``build``: applied when the settings are read; ``run``: read by the runtime where the package loads.
+    when: str = "build"
+    #: What a value must be, for the error when the variable's text is not one (numbers).
+    expects: str = ""
+    #: The word for one item of a comma-separated list (``target``: "unknown target 'gpu'").
+    item: str = ""
+    #: An empty value sets the setting to none (instead of being ignored).
+    empty_unsets: bool = False
+    #: It replaces the models' own values of the setting too.
+    models_too: bool = False
+    #: The README table's words for the value (default: ``expects``, else the setting's type).
+    value: str = ""
+    #: Where else the variable is read (the README table says so).
+    also: str = ""
+
+
+def env_override(f: object) -> EnvOverride | None:
+    """The environment variable of a settings field, if it has one."""
+    return getattr(f, "metadata", {}).get("env")
+
+
 _FACTORY = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
@@ -291,7 +320,14 @@ class NeuronSettings:
     models: dict[str, ModelSettings] = field(metadata={"key_check": _identifier})
     """The models, one table each; the table name is the name users import."""
 
-    targets: list[Literal[TARGETS]] = field(default_factory=lambda: ["neuron"])  # type: ignore[valid-type]
+    targets: list[Literal[TARGETS]] = field(  # type: ignore[valid-type]
+        default_factory=lambda: ["neuron"],
+        metadata={
+            "env": EnvOverride(
+                "HATCH_NEURON_TARGETS", item="target", models_too=True, value="comma-separated targets"
+            )
+        },
+    )
     """Compile targets, in order of preference at load time: ``neuron`` (``torch_neuronx.trace``),
     ``xla`` (torch-xla lowering, the path ``torch_neuronx.trace`` takes: an HLO proto for neuronx-cc and a
     StableHLO program run by torch-xla on any PJRT device; needs ``hatch-neuron[xla]``), ``inductor``
@@ -331,7 +367,9 @@ class NeuronSettings:
     load: Literal["import", "lazy"] = "import"
     """``import``: load every model when the generated module is imported; ``lazy``: on first call."""
 
-    warmup: int | Literal["auto"] = "auto"
+    warmup: int | Literal["auto"] = field(
+        default="auto", metadata={"env": EnvOverride("HATCH_NEURON_WARMUP", when="run")}
+    )
     """Calls each artifact runs, on zeros of its compiled shapes, when it loads, so that a user's first
     call runs at steady-state speed: TorchScript (``cpu``, ``neuron``) optimises its graph over the first
     two calls, torch-xla compiles on the first. Loading then takes that many calls longer. ``auto``: 2
@@ -340,7 +378,14 @@ class NeuronSettings:
     state, while two warm-up calls would double its import). ``0``: none. ``HATCH_NEURON_WARMUP``
     overrides it where the package is loaded."""
 
-    timeout: float = 3600.0
+    timeout: float = field(
+        default=3600.0,
+        metadata={
+            "env": EnvOverride(
+                "HATCH_NEURON_TIMEOUT", expects="a positive number of seconds", models_too=True
+            )
+        },
+    )
     """Seconds one worker process (a model's checks, or one compile job: import, trace, compile, verify)
     may take before the build fails.
     ``HATCH_NEURON_TIMEOUT`` overrides it."""
@@ -357,24 +402,40 @@ class NeuronSettings:
     on core ``start + i % count``). ``NEURON_RT_VISIBLE_CORES`` / ``NEURON_RT_NUM_CORES`` decide which cores
     are visible. Ignored by portable targets."""
 
-    cache: Literal["on", "off", "verify"] = "on"
+    cache: Literal["on", "off", "verify"] = field(
+        default="on", metadata={"env": EnvOverride("HATCH_NEURON_CACHE")}
+    )
     """The compile cache: ``on`` reuses artifacts whose computation, input specs, target, compiler options
     and toolchain versions are unchanged (a warm build whose model files are unchanged does not even run
     the factories); ``verify`` always runs the factories and keys artifacts by the traced computation;
     ``off`` compiles everything. ``HATCH_NEURON_CACHE`` overrides."""
 
-    cache_dir: str | None = None
+    cache_dir: str | None = field(
+        default=None, metadata={"env": EnvOverride("HATCH_NEURON_CACHE_DIR", also="`cache` command")}
+    )
     """Folder of the compile cache (relative to the project when relative). Default: the user cache
     folder (``~/.cache/hatch-neuron`` on Linux, via platformdirs). ``HATCH_NEURON_CACHE_DIR`` overrides."""
 
-    remote_cache: str | None = None
+    remote_cache: str | None = field(
+        default=None,
+        metadata={
+            "env": EnvOverride(
+                "HATCH_NEURON_REMOTE_CACHE",
+                empty_unsets=True,
+                value="a URL (empty: none)",
+                also="`cache --remote`",
+            )
+        },
+    )
     """A compile cache shared by many machines, layered under the local one: any fsspec URL, such as
     ``s3://bucket/prefix`` (``pip install 'hatch-neuron[remote]'``). A local miss looks there before
     compiling; what a build compiles (and verified) is uploaded. Credentials come from the standard AWS
     environment and configuration, never from here. An unreachable or slow remote is reported and the
     build compiles locally. ``HATCH_NEURON_REMOTE_CACHE`` overrides (an empty value turns it off)."""
 
-    remote_cache_mode: Literal["read-write", "read-only", "off"] = "read-write"
+    remote_cache_mode: Literal["read-write", "read-only", "off"] = field(
+        default="read-write", metadata={"env": EnvOverride("HATCH_NEURON_REMOTE_CACHE_MODE")}
+    )
     """``read-write`` downloads and uploads; ``read-only`` only downloads (for untrusted builders such as
     pull-request CI); ``off`` ignores ``remote-cache``. ``HATCH_NEURON_REMOTE_CACHE_MODE`` overrides."""
 
@@ -382,23 +443,32 @@ class NeuronSettings:
     """The endpoint of an S3-compatible store (MinIO, Ceph, a local test server), e.g.
     ``http://127.0.0.1:9000``. Default: AWS's, or ``AWS_ENDPOINT_URL`` when set."""
 
-    remote_cache_timeout: float = 10.0
+    remote_cache_timeout: float = field(
+        default=10.0,
+        metadata={
+            "env": EnvOverride("HATCH_NEURON_REMOTE_CACHE_TIMEOUT", expects="a positive number of seconds")
+        },
+    )
     """Seconds one remote operation (connect, or one read or write) may take before the remote cache is
-    given up for the rest of the build."""
+    given up for the rest of the build. ``HATCH_NEURON_REMOTE_CACHE_TIMEOUT`` overrides."""
 
-    jobs: int | None = None
+    jobs: int | None = field(
+        default=None, metadata={"env": EnvOverride("HATCH_NEURON_JOBS", expects="a whole number >= 1")}
+    )
     """How many compile jobs (a model at one bucket for one target) run at once, each in its own worker
     process. Default: the number of CPUs this process may use. Each worker gets the CPUs divided by the
     workers that can run at once (all of them for a build with one compile job). ``HATCH_NEURON_JOBS``
     overrides."""
 
-    workers: Literal["preloaded", "fresh"] = "preloaded"
+    workers: Literal["preloaded", "fresh"] = field(
+        default="preloaded", metadata={"env": EnvOverride("HATCH_NEURON_WORKERS")}
+    )
     """How worker processes start: ``preloaded`` forks each from a server process that has imported torch
     and the libraries (from the Python installation, never the project) that earlier workers imported,
     such as transformers, saving seconds per worker; ``fresh`` starts each in a new interpreter. Both run
     each model's code in a process of its own. ``HATCH_NEURON_WORKERS`` overrides."""
 
-    replicas: int = 1
+    replicas: int = field(default=1, metadata={"env": EnvOverride("HATCH_NEURON_REPLICAS", when="run")})
     """Copies of each model to load (one per NeuronCore on ``neuron``, one per thread on ``cpu``); chunks
     of a dynamically batched call run on them concurrently."""
 

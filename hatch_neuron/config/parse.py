@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
 from .errors import ConfigError, closest
-from .model import TARGETS, NeuronSettings
+from .model import EnvOverride, NeuronSettings, env_override
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -101,6 +101,21 @@ def convert(tp: Any, value: Any, path: str) -> Any:
     return value
 
 
+def _convert_value(f: dataclasses.Field, tp: Any, raw: Any, path: str) -> Any:
+    """One field's value: its table keys checked, converted to ``tp``, and its own check run."""
+    key_check = f.metadata.get("key_check")
+    for name in raw if key_check and isinstance(raw, dict) else ():
+        problem = key_check(name)
+        if problem:
+            raise ConfigError(f"{path}.{name}", problem)
+    value = convert(tp, raw, path)
+    check = f.metadata.get("check")
+    problem = check(value) if check and value is not None else None
+    if problem:
+        raise ConfigError(path, problem)
+    return value
+
+
 def _convert_dataclass(cls: type[T], raw: Any, path: str) -> T:
     if not isinstance(raw, dict):
         raise ConfigError(path, f"expected a table, got {_describe(raw)}")
@@ -120,17 +135,7 @@ def _convert_dataclass(cls: type[T], raw: Any, path: str) -> T:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise ConfigError(here, f"missing required key (expected {_type_name(hints[f.name])})")
             continue
-        key_check = f.metadata.get("key_check")
-        for name in raw[key] if key_check and isinstance(raw[key], dict) else ():
-            problem = key_check(name)
-            if problem:
-                raise ConfigError(f"{here}.{name}", problem)
-        value = convert(hints[f.name], raw[key], here)
-        check = f.metadata.get("check")
-        problem = check(value) if check and value is not None else None
-        if problem:
-            raise ConfigError(here, problem)
-        values[f.name] = value
+        values[f.name] = _convert_value(f, hints[f.name], raw[key], here)
     result = cls(**values)
     validate = getattr(result, "validate", None)
     if validate:
@@ -138,71 +143,71 @@ def _convert_dataclass(cls: type[T], raw: Any, path: str) -> T:
     return result
 
 
-def _env_overrides(settings: NeuronSettings, environ: Mapping[str, str]) -> NeuronSettings:
-    """Apply the HATCH_NEURON_* build variables; their errors name the variable, not the file."""
-    changes: dict[str, Any] = {}
-    targets_env = environ.get("HATCH_NEURON_TARGETS", "").strip()
-    if targets_env:
-        targets = [t.strip() for t in targets_env.split(",") if t.strip()]
-        for t in targets:
-            if t not in TARGETS:
-                raise ConfigError(
-                    "HATCH_NEURON_TARGETS",
-                    f"unknown target {t!r}; allowed: {', '.join(TARGETS)}",
-                    closest(t, TARGETS),
-                )
-        if not targets or len(set(targets)) != len(targets):
-            raise ConfigError(
-                "HATCH_NEURON_TARGETS", f"expected distinct comma-separated targets, got {targets_env!r}"
-            )
-        changes["targets"] = targets
-    timeout_env = environ.get("HATCH_NEURON_TIMEOUT", "").strip()
-    if timeout_env:
+def _without_none(tp: Any) -> Any:
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        options = [a for a in typing.get_args(tp) if a is not type(None)]
+        return options[0] if len(options) == 1 else tp
+    return tp
+
+
+def _env_text(tp: Any, text: str, override: EnvOverride) -> Any:
+    """The TOML value a variable's text stands for (by the field's type), for :func:`convert` to check."""
+    variable, tp = override.variable, _without_none(tp)
+    if typing.get_origin(tp) is list:
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        (item_type,) = typing.get_args(tp)
+        allowed = typing.get_args(item_type) if typing.get_origin(item_type) is Literal else ()
+        for item in items:
+            if allowed and item not in allowed:
+                message = f"unknown {override.item} {item!r}; allowed: {', '.join(allowed)}"
+                raise ConfigError(variable, message, closest(item, allowed))
+        if not items or len(set(items)) != len(items):
+            raise ConfigError(variable, f"expected distinct comma-separated {override.item}s, got {text!r}")
+        return items
+    if tp in (int, float):
         try:
-            timeout = float(timeout_env)
+            return int(text) if tp is int else float(text)
         except ValueError:
-            timeout = math.nan
-        if not timeout > 0 or not math.isfinite(timeout):
-            raise ConfigError(
-                "HATCH_NEURON_TIMEOUT", f"expected a positive number of seconds, got {timeout_env!r}"
-            )
-        changes["timeout"] = timeout
-    jobs_env = environ.get("HATCH_NEURON_JOBS", "").strip()
-    if jobs_env:
-        if not jobs_env.isdigit() or int(jobs_env) < 1:
-            raise ConfigError("HATCH_NEURON_JOBS", f"expected a whole number >= 1, got {jobs_env!r}")
-        changes["jobs"] = int(jobs_env)
-    workers_env = environ.get("HATCH_NEURON_WORKERS", "").strip()
-    if workers_env:
-        if workers_env not in ("preloaded", "fresh"):
-            raise ConfigError("HATCH_NEURON_WORKERS", f"expected preloaded or fresh, got {workers_env!r}")
-        changes["workers"] = workers_env
-    cache_env = environ.get("HATCH_NEURON_CACHE", "").strip()
-    if cache_env:
-        if cache_env not in ("on", "off", "verify"):
-            raise ConfigError("HATCH_NEURON_CACHE", f"expected on, off or verify, got {cache_env!r}")
-        changes["cache"] = cache_env
-    if environ.get("HATCH_NEURON_CACHE_DIR", "").strip():
-        changes["cache_dir"] = environ["HATCH_NEURON_CACHE_DIR"].strip()
-    if "HATCH_NEURON_REMOTE_CACHE" in environ:
-        remote = environ["HATCH_NEURON_REMOTE_CACHE"].strip()
-        if remote and "://" not in remote:
-            raise ConfigError(
-                "HATCH_NEURON_REMOTE_CACHE", f"expected a URL such as s3://bucket/prefix, got {remote!r}"
-            )
-        changes["remote_cache"] = remote or None
-    mode_env = environ.get("HATCH_NEURON_REMOTE_CACHE_MODE", "").strip()
-    if mode_env:
-        if mode_env not in ("read-write", "read-only", "off"):
-            raise ConfigError(
-                "HATCH_NEURON_REMOTE_CACHE_MODE", f"expected read-write, read-only or off, got {mode_env!r}"
-            )
-        changes["remote_cache_mode"] = mode_env
-    # the build-wide variables replace the models' own values too (HATCH_NEURON_TARGETS=cpu: all of it)
-    per_model = {key: None for key in ("targets", "timeout") if key in changes}
+            raise ConfigError(variable, f"expected {override.expects}, got {text!r}") from None
+    return text
+
+
+def _env_overrides(settings: NeuronSettings, environ: Mapping[str, str]) -> NeuronSettings:
+    """Apply the settings' build variables (:class:`EnvOverride` in their metadata): each value converted and
+    checked as its TOML value would be, then the settings validated again; errors name the variable."""
+    hints = typing.get_type_hints(NeuronSettings)
+    changes: dict[str, Any] = {}
+    variables: dict[str, str] = {}  # key path -> the variable that set it
+    for f in dataclasses.fields(NeuronSettings):
+        override = env_override(f)
+        if override is None or override.when != "build" or override.variable not in environ:
+            continue
+        text = environ[override.variable].strip()
+        if not text and not override.empty_unsets:
+            continue
+        if text:
+            value = _env_text(hints[f.name], text, override)
+            changes[f.name] = _convert_value(f, hints[f.name], value, override.variable)
+        else:
+            changes[f.name] = None
+        variables[f"{ROOT}.{toml_key(f.name)}"] = override.variable
+    if not changes:
+        return settings
+    per_model = {
+        f.name: None
+        for f in dataclasses.fields(NeuronSettings)
+        if f.name in changes and env_override(f).models_too
+    }
     if per_model:
         changes["models"] = {n: dataclasses.replace(m, **per_model) for n, m in settings.models.items()}
-    return dataclasses.replace(settings, **changes) if changes else settings
+    result = dataclasses.replace(settings, **changes)
+    try:
+        result.validate(ROOT)
+    except ConfigError as exc:
+        if exc.path in variables:
+            raise ConfigError(variables[exc.path], exc.message, exc.hint) from None
+        raise
+    return result
 
 
 def settings_from_table(table: Any, environ: Mapping[str, str] | None = None) -> NeuronSettings:
