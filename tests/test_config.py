@@ -1021,3 +1021,32 @@ def test_every_build_variable_comes_from_the_settings_model() -> None:
     assert error(minimal(), {"HATCH_NEURON_WORKERS": "forked"}).message == (
         "string 'forked' is not allowed; allowed: preloaded, fresh"
     )
+
+
+def test_every_problem_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        [project]
+        name = "demo"
+
+        [tool.neuron]
+        targets = ["cpux"]
+        jobz = 2
+
+        [tool.neuron.models.enc]
+        factory = "pkg.nets:make"
+        inputs = [{ shape = [1, 4], dtype = "float33" }, { shape = [0] }]
+        """,
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, {})
+    lines = str(info.value).splitlines()
+    assert [line.split(": ")[1] for line in lines] == [
+        "tool.neuron.jobz",  # unknown keys first, then the settings in their order
+        "tool.neuron.models.enc.inputs[0].dtype",
+        "tool.neuron.models.enc.inputs[1].shape",
+        "tool.neuron.targets[0]",
+    ]
+    assert all(line.startswith(f"{path}: ") for line in lines)
+    assert [p.path for p in info.value.problems] == [line.split(": ")[1] for line in lines]

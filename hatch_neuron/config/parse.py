@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
-from .errors import ConfigError, closest
+from .errors import ConfigError, Problems, close_match, closest
 from .model import EnvOverride, NeuronSettings, env_override
 
 if sys.version_info >= (3, 11):
@@ -82,12 +82,22 @@ def convert(tp: Any, value: Any, path: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(path, f"expected an array, got {_describe(value)}")
         (item,) = typing.get_args(tp)
-        return [convert(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
+        problems = Problems()
+        items = [
+            problems.check(lambda v=v, i=i: convert(item, v, f"{path}[{i}]")) for i, v in enumerate(value)
+        ]
+        problems.raise_any()
+        return items
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(path, f"expected a table, got {_describe(value)}")
         _, item = typing.get_args(tp)
-        return {k: convert(item, v, f"{path}.{k}") for k, v in value.items()}
+        problems = Problems()
+        table = {
+            k: problems.check(lambda k=k, v=v: convert(item, v, f"{path}.{k}")) for k, v in value.items()
+        }
+        problems.raise_any()
+        return table
     if dataclasses.is_dataclass(tp):
         return _convert_dataclass(tp, value, path)
     if tp is float:
@@ -121,21 +131,27 @@ def _convert_dataclass(cls: type[T], raw: Any, path: str) -> T:
         raise ConfigError(path, f"expected a table, got {_describe(raw)}")
     hints = typing.get_type_hints(cls)
     fields = {toml_key(f.name): f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    problems = Problems()
+    misspelt = set()  # the keys an unknown key looks like: their absence is that typo, reported once
     for key in raw:
         if key not in fields:
-            raise ConfigError(
-                f"{path}.{key}",
-                f"unknown key; allowed: {', '.join(sorted(fields))}",
-                closest(key, fields),
-            )
+            message = f"unknown key; allowed: {', '.join(sorted(fields))}"
+            problems.errors.append(ConfigError(f"{path}.{key}", message, closest(key, fields)))
+            misspelt.add(close_match(key, fields))
     values = {}
     for key, f in fields.items():
         here = f"{path}.{key}"
         if key not in raw:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ConfigError(here, f"missing required key (expected {_type_name(hints[f.name])})")
+            required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            if required and key not in misspelt:
+                problems.errors.append(
+                    ConfigError(here, f"missing required key (expected {_type_name(hints[f.name])})")
+                )
             continue
-        values[f.name] = _convert_value(f, hints[f.name], raw[key], here)
+        values[f.name] = problems.check(
+            lambda f=f, key=key, here=here: _convert_value(f, hints[f.name], raw[key], here)
+        )
+    problems.raise_any()  # validate() below needs every value
     result = cls(**values)
     validate = getattr(result, "validate", None)
     if validate:
