@@ -45,6 +45,35 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+#: The sha256 of artifact files this process wrote or hashed, by the file's identity (device, inode, size,
+#: modification time): the artifacts a build copies from the cache are hashed while they are copied,
+#: and neither the pipeline's check nor the wheel's RECORD needs to read 1 GB of them again. A file
+#: replaced or rewritten since has another identity and is hashed again. Only for the build's own
+#: staged artifacts (:func:`artifact_sha256`); sources are always hashed afresh.
+_ARTIFACT_DIGESTS: dict[tuple[int, int, int, int], str] = {}
+
+
+def _identity(path: Path | str) -> tuple[int, int, int, int]:
+    info = os.stat(path)
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
+
+
+def known_artifact_sha256(path: Path | str) -> str | None:
+    """The sha256 this process found for the artifact file at ``path``, if it is unchanged since."""
+    return _ARTIFACT_DIGESTS.get(_identity(path))
+
+
+def artifact_sha256(path: Path) -> str:
+    """The sha256 of a staged artifact file: remembered (:data:`_ARTIFACT_DIGESTS`), else hashed."""
+    before = _identity(path)
+    known = _ARTIFACT_DIGESTS.get(before)
+    if known is None:
+        known = sha256_file(path)
+        if _identity(path) == before:  # not written while it was read
+            _ARTIFACT_DIGESTS[before] = known
+    return known
+
+
 def _copy_checked(source: Path, dest: Path, sha256: str) -> bool:
     """Copy ``source`` to ``dest`` (via a temporary name); False, and nothing at ``dest``, on a mismatch."""
     partial = dest.with_name(dest.name + f".partial-{uuid.uuid4().hex[:8]}")
@@ -57,6 +86,7 @@ def _copy_checked(source: Path, dest: Path, sha256: str) -> bool:
         if digest.hexdigest() != sha256:
             return False
         os.replace(partial, dest)
+        _ARTIFACT_DIGESTS[_identity(dest)] = sha256  # the bytes just written, hashed as they were
         return True
     except FileNotFoundError:
         return False

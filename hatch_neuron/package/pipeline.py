@@ -22,7 +22,7 @@ from typing import Any
 from packaging.version import Version
 
 from .. import __version__
-from ..cache.store import sha256_file
+from ..cache.store import artifact_sha256
 from ..compile.contracts import BuildContext, ModelResult
 from ..compile.runner import CompileError, WorkerTask, run_one
 from ..compile.scheduler import Scheduler, build_versions
@@ -125,7 +125,7 @@ def _check_artifact_files(manifest: Manifest, artifact_dir: Path) -> None:
         for target, artifacts in entry.artifacts.items():
             for part in (part for artifact in artifacts for part in artifact.files()):
                 path = artifact_dir / part.file
-                found = (sha256_file(path), path.stat().st_size) if path.is_file() else None
+                found = (artifact_sha256(path), path.stat().st_size) if path.is_file() else None
                 if found != (part.sha256, part.size):
                     raise CompileError(
                         f"model {model!r} [{target}]: {part.file} is not the file its manifest entry "

@@ -18,6 +18,8 @@ import os
 import zipfile
 from pathlib import Path
 
+from ..cache.store import known_artifact_sha256
+
 BLOCK = 1024 * 1024
 
 
@@ -33,12 +35,14 @@ def _stored_entry(archive: zipfile.ZipFile, name: str, source: str, like: zipfil
     info.create_system = like.create_system
     size = os.path.getsize(source)
     info.file_size = size
+    known = known_artifact_sha256(source)  # hashed by this build already: not read for that again
     digest = hashlib.sha256()
     with open(source, "rb") as data, archive.open(info, "w", force_zip64=size >= zipfile.ZIP64_LIMIT) as out:
         while chunk := data.read(BLOCK):
-            digest.update(chunk)
+            if known is None:
+                digest.update(chunk)
             out.write(chunk)
-    return f"{name},{_record_hash(digest.digest())},{size}"
+    return f"{name},{_record_hash(bytes.fromhex(known) if known else digest.digest())},{size}"
 
 
 def add_stored(wheel: str | Path, files: dict[str, str]) -> None:
