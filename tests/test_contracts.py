@@ -16,7 +16,7 @@ from hatch_neuron.compile.contracts import (
     WorkerRequest,
     WorkerResult,
 )
-from hatch_neuron.compile.options import TargetOptions
+from hatch_neuron.compile.options import InductorOptions, NeuronOptions, NoOptions
 from hatch_neuron.runtime.schema import ArtifactEntry, FileEntry, OutputsEntry
 
 ENTRY = ArtifactEntry(
@@ -35,10 +35,13 @@ def through_json(value: object) -> object:
 
 
 def test_worker_request_round_trips() -> None:
-    model = ModelRequest(
-        "m", "pkg.nets:make", 1e-4, None, TargetOptions(["-O2"], "inf2", inductor_configs={"freezing": True}),
-        [{"shape": [1, 3], "dtype": "float32", "low": None, "high": None, "bucketed": [0]}], True,
-    )  # fmt: skip
+    options = {
+        "neuron": NeuronOptions(["-O2"], "inf2"),
+        "inductor": InductorOptions(configs={"freezing": True}),
+        "cpu": NoOptions(),
+    }
+    inputs = [{"shape": [1, 3], "dtype": "float32", "low": None, "high": None, "bucketed": [0]}]
+    model = ModelRequest("m", "pkg.nets:make", 1e-4, None, options, inputs, True)
     job = JobRequest("xla", "m.xla.d0-4", ((0, 4),), [{"shape": [4, 3]}], "/o/m.pt", "/w/m")
     build = BuildContext({"torch": "2.13.0"}, True, RemoteSettings("s3://b/p", timeout=3.0), "/cache", 2)
     request = WorkerRequest(model, "prepare", "error", [job], build, "/tmp/w", ["/src"])

@@ -12,7 +12,7 @@ import pytest
 from conftest import clean_env, install, make_project, pip_wheel, run_json, run_python, single_wheel
 
 from hatch_neuron.compile.inductor import InductorTarget
-from hatch_neuron.compile.options import TargetOptions
+from hatch_neuron.compile.options import InductorOptions
 
 pytestmark = [
     pytest.mark.slow,  # an AOTInductor compile takes ~30 s here
@@ -174,9 +174,9 @@ def with_configs(table: str) -> str:
 def test_inductor_configs_reach_aotinductor_and_the_key(tmp_path: Path) -> None:
     """``inductor-configs = { freezing = true }`` builds a model matching eager; the settings are part of
     the cache key; a name this torch's Inductor lacks fails the build before any model is imported."""
-    default, frozen = (InductorTarget().key_options(TargetOptions(inductor_configs=c)) for c in ({}, FREEZE))
+    default, frozen = (InductorTarget().key_options(InductorOptions(configs=c)) for c in ({}, FREEZE))
     assert frozen != default and frozen["freezing"] is True
-    assert InductorTarget.configs(TargetOptions(inductor_configs=FREEZE))["cpp.march"] == "x86-64-v3"
+    assert InductorTarget.configs(InductorOptions(configs=FREEZE))["cpp.march"] == "x86-64-v3"
 
     unknown = TOML.replace(
         'targets = ["inductor", "cpu"]',

@@ -10,7 +10,7 @@ import pytest
 
 import hatch_neuron
 from hatch_neuron.config.model import TARGETS
-from hatch_neuron.targets import REGISTRY, TARGET_NAMES, UnknownTarget, target_info
+from hatch_neuron.targets import REGISTRY, TARGET_NAMES, UnknownTarget, options_type, target_info
 
 PACKAGE = Path(hatch_neuron.__file__).parent
 
@@ -80,6 +80,7 @@ def test_every_target_has_both_halves(name: str) -> None:
     from hatch_neuron.runtime.base import TargetLoader
 
     assert issubclass(loader, TargetLoader)
+    assert callable(options_type(name).from_settings)  # torch-free: the build process computes them
 
 
 def test_names_come_from_the_registry() -> None:

@@ -10,7 +10,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ..targets import compiler
-from .options import TargetOptions
 
 if TYPE_CHECKING:
     from .base import CompileTarget
@@ -28,4 +27,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-__all__ = ["CompileTarget", "Compiled", "TargetOptions", "TargetUnavailable", "get_target"]
+__all__ = ["CompileTarget", "Compiled", "TargetUnavailable", "get_target"]

@@ -12,7 +12,6 @@ from typing import Any, ClassVar
 import torch
 
 from ..targets import TargetInfo
-from .options import TargetOptions
 from .reproducible import save_torchscript
 
 
@@ -64,7 +63,7 @@ class CompileTarget(ABC):
     #: inputs (the worker traces once for the checks, the cache key and such a target) instead of the module.
     compiles_the_trace: ClassVar[bool] = False
 
-    def preflight(self, options: TargetOptions) -> None:
+    def preflight(self, options: Any) -> None:
         """Raise :class:`TargetUnavailable` when this host cannot compile for the target. Runs in the
         build process before any model is imported, so a missing toolchain fails fast."""
         if self.requires_module and importlib.util.find_spec(self.requires_module) is None:
@@ -76,7 +75,7 @@ class CompileTarget(ABC):
         module: torch.nn.Module,
         example_inputs: tuple[torch.Tensor, ...],
         workdir: Path,
-        options: TargetOptions,
+        options: Any,
     ) -> Compiled:
         """Trace/compile ``module`` (which returns a flat tuple of tensors) on ``example_inputs``."""
 
@@ -84,7 +83,7 @@ class CompileTarget(ABC):
         """Write the artifact to ``path``, byte-identical for the same model and toolchain."""
         save_torchscript(compiled.module, path)
 
-    def key_options(self, options: TargetOptions) -> dict[str, Any]:
+    def key_options(self, options: Any) -> dict[str, Any]:
         """The options that change this target's artifact (part of its cache key; the rest is not, so
         changing neuronx-cc flags does not rebuild ``cpu`` artifacts)."""
         return {}

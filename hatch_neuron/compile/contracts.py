@@ -14,7 +14,7 @@ from typing import Any
 
 from ..cache.remote import RemoteSettings
 from ..runtime.schema import ArtifactEntry, OutputsEntry
-from .options import TargetOptions
+from ..targets import options_type
 
 #: A job's bucket: (dim, size) pairs.
 Bucket = tuple[tuple[int, int], ...]
@@ -48,7 +48,8 @@ class ModelRequest:
     factory: str
     rtol: float | None
     atol: float | None
-    options: TargetOptions
+    #: Target -> its options (:mod:`.options`), for each of the model's targets.
+    options: dict[str, Any]
     #: The declared input specs (at the first bucket).
     inputs: list[dict[str, Any]]
     #: Batched along dim 0 (dynamic batching or batch buckets): the checks look for batch-mixing.
@@ -59,7 +60,8 @@ class ModelRequest:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelRequest:
-        return cls(**{**data, "options": TargetOptions(**data["options"])})
+        options = {target: options_type(target)(**values) for target, values in data["options"].items()}
+        return cls(**{**data, "options": options})
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 
 from ..targets import REGISTRY
-from .base import Compiled, CompileTarget, TargetOptions
+from .base import Compiled, CompileTarget
+from .options import NoOptions
 
 
 class CpuTarget(CompileTarget):
@@ -23,7 +24,7 @@ class CpuTarget(CompileTarget):
         module: torch.nn.Module,
         example_inputs: tuple[torch.Tensor, ...],
         workdir: Path,
-        options: TargetOptions,
+        options: NoOptions,
     ) -> Compiled:
         traced = module
         if not isinstance(module, torch.jit.ScriptModule):

@@ -24,7 +24,8 @@ import torch
 
 from ..runtime.inductor import INDUCTOR_ISA
 from ..targets import REGISTRY
-from .base import CannotCompile, Compiled, CompileTarget, TargetOptions, TargetUnavailable, user_frame
+from .base import CannotCompile, Compiled, CompileTarget, TargetUnavailable, user_frame
+from .options import InductorOptions
 
 MARCH = {"x86_64": "x86-64-v3"}
 #: AOTInductor compiles with ``-g1`` line tables (for profilers) by default: without them the library is
@@ -41,8 +42,8 @@ def inductor_setting_names() -> set[str]:
 class InductorTarget(CompileTarget):
     info = REGISTRY["inductor"]
 
-    def preflight(self, options: TargetOptions) -> None:
-        if options.inductor_device == "cuda" and not torch.cuda.is_available():
+    def preflight(self, options: InductorOptions) -> None:
+        if options.device == "cuda" and not torch.cuda.is_available():
             raise TargetUnavailable(
                 'inductor-device = "cuda" compiles on the build host\'s GPU, and this host has none that '
                 f"torch {torch.__version__} can use (torch.cuda.is_available() is False)"
@@ -51,7 +52,7 @@ class InductorTarget(CompileTarget):
             raise TargetUnavailable(
                 f"target 'inductor' builds portable code for x86-64 only; this host is {platform.machine()}"
             )
-        unknown = [name for name in options.inductor_configs if name not in inductor_setting_names()]
+        unknown = [name for name in options.configs if name not in inductor_setting_names()]
         if unknown:
             raise TargetUnavailable(
                 f"inductor-configs: {unknown[0]!r} is not a setting of torch {torch.__version__}'s Inductor "
@@ -65,13 +66,13 @@ class InductorTarget(CompileTarget):
         module: torch.nn.Module,
         example_inputs: tuple[torch.Tensor, ...],
         workdir: Path,
-        options: TargetOptions,
+        options: InductorOptions,
     ) -> Compiled:
         isa = INDUCTOR_ISA[platform.machine()]
         os.environ["ATEN_CPU_CAPABILITY"] = isa["capability"]  # the vector ISA Inductor generates for
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(workdir / "inductor-cache")
-        details = {"device": options.inductor_device, "isa": isa["name"], "march": MARCH[platform.machine()]}
-        if options.inductor_device == "cuda":
+        details = {"device": options.device, "isa": isa["name"], "march": MARCH[platform.machine()]}
+        if options.device == "cuda":
             module = copy.deepcopy(module).cuda()
             example_inputs = tuple(t.cuda() for t in example_inputs)
             details["cuda_capability"] = "{}.{}".format(*torch.cuda.get_device_capability())
@@ -105,14 +106,14 @@ class InductorTarget(CompileTarget):
             version = None
         return {f"c++ ({compiler})": version or None}
 
-    def key_options(self, options: TargetOptions) -> dict[str, Any]:
-        return {"device": options.inductor_device, **self.configs(options)}
+    def key_options(self, options: InductorOptions) -> dict[str, Any]:
+        return {"device": options.device, **self.configs(options)}
 
     @staticmethod
-    def configs(options: TargetOptions) -> dict[str, Any]:
+    def configs(options: InductorOptions) -> dict[str, Any]:
         """The ``inductor_configs`` AOTInductor compiles with: no line tables unless the project's
         ``inductor-configs`` say otherwise, and always the portable instruction set."""
-        return {**NO_LINE_TABLES, **options.inductor_configs, "cpp.march": MARCH.get(platform.machine())}
+        return {**NO_LINE_TABLES, **options.configs, "cpp.march": MARCH.get(platform.machine())}
 
     def save(self, compiled: Compiled, path: Path) -> None:
         shutil.copyfile(compiled.module, path)

@@ -18,7 +18,8 @@ import torch
 
 from ..runtime.neuron import neuron_device_present
 from ..targets import REGISTRY
-from .base import Compiled, CompileTarget, TargetOptions, TargetUnavailable
+from .base import Compiled, CompileTarget, TargetUnavailable
+from .options import NeuronOptions
 
 INSTALL_HINT = (
     "target 'neuron' needs torch-neuronx and neuronx-cc on the build host: "
@@ -40,7 +41,7 @@ def _torch_neuronx():
     return module
 
 
-def compiler_args(options: TargetOptions) -> list[str]:
+def compiler_args(options: NeuronOptions) -> list[str]:
     """``compiler-args`` plus ``--target`` from ``neuron-target`` unless the args already set one."""
     args = list(options.compiler_args)
     if options.neuron_target and not any(a == "--target" or a.startswith("--target=") for a in args):
@@ -58,7 +59,7 @@ class NeuronTarget(CompileTarget):
         module: torch.nn.Module,
         example_inputs: tuple[torch.Tensor, ...],
         workdir: Path,
-        options: TargetOptions,
+        options: NeuronOptions,
     ) -> Compiled:
         torch_neuronx = _torch_neuronx()
         args = compiler_args(options)
@@ -73,7 +74,7 @@ class NeuronTarget(CompileTarget):
             details["dynamic_batch"] = "torch_neuronx"
         return Compiled(traced, details)
 
-    def key_options(self, options: TargetOptions) -> dict[str, Any]:
+    def key_options(self, options: NeuronOptions) -> dict[str, Any]:
         return {"compiler_args": compiler_args(options), "dynamic_batch": options.dynamic_batch}
 
     def can_verify(self) -> bool:

@@ -23,28 +23,22 @@ import uuid
 from collections.abc import Container
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..config import NeuronSettings
 from ..plan import BuildPlan, CompileJob, ModelPlan, job_label
-from ..targets import REGISTRY
+from ..targets import REGISTRY, options_type
 from .contracts import BuildContext, JobRequest, ModelRequest, WorkerRequest, WorkerResult
 from .forkserver import ForkedProcess, ForkServer, ServerGone
-from .options import TargetOptions
 
 
 class CompileError(RuntimeError):
     """Compiling a model failed; the message names the model and the cause."""
 
 
-def target_options(settings: NeuronSettings, model: ModelPlan | None = None) -> TargetOptions:
-    """What the targets read of the settings (for ``model``'s jobs, or for pre-flight without one)."""
-    return TargetOptions(
-        list(settings.compiler_args if model is None else model.compiler_args),
-        settings.neuron_target,
-        dynamic_batch=model is not None and model.settings.dynamic_batch and len(model.buckets()) == 1,
-        inductor_device=settings.inductor_device,
-        inductor_configs=dict(settings.inductor_configs),
-    )
+def target_options(target: str, settings: NeuronSettings, model: ModelPlan | None = None) -> Any:
+    """What ``target`` reads of the settings (for ``model``'s jobs, or for pre-flight without one)."""
+    return options_type(target).from_settings(settings, model)
 
 
 def job_request(model: ModelPlan, job: CompileJob, out_dir: Path, work_root: Path) -> JobRequest:
@@ -65,7 +59,7 @@ def model_request(plan: BuildPlan, model: ModelPlan) -> ModelRequest:
         model.settings.factory,
         model.settings.rtol,
         model.settings.atol,
-        target_options(plan.settings, model),
+        {target: target_options(target, plan.settings, model) for target in model.targets},
         model.input_specs(),
         model.settings.dynamic_batch or model.settings.batch_buckets is not None,
     )

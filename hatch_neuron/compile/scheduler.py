@@ -165,7 +165,7 @@ class Scheduler:
         self.context = dataclasses.replace(self.context, threads=threads_per_worker(self.jobs, queue))
         if queue:  # something to build: a missing toolchain fails here, before any model is imported
             for target in dict.fromkeys(job.target for task in queue for job in task.jobs):
-                get_target(target).preflight(target_options(self.plan.settings))
+                get_target(target).preflight(target_options(target, self.plan.settings))
         pool = self._run_pool(queue)
         if pool.check_failures:
             failures = {

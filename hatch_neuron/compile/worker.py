@@ -36,7 +36,7 @@ from ..plan import bucket_label
 from ..runtime.pytree import flatten
 from ..runtime.schema import ArtifactEntry, Manifest
 from ..runtime.targets import load_artifact
-from . import CompileTarget, TargetOptions, get_target
+from . import CompileTarget, get_target
 from .base import CannotCompile
 from .checks import run_checks
 from .contracts import ArtifactRecord, BucketOutputs, JobRequest, Origin, WorkerRequest, WorkerResult
@@ -232,8 +232,9 @@ def _entry(job: JobRequest, path: Path, companions: dict[str, Path], facts: dict
     )
 
 
-def compile_job(session: ModelSession, job: JobRequest, options: TargetOptions) -> ArtifactRecord:
-    """Trace/compile one job, save it atomically, verify it against eager; return its record."""
+def compile_job(session: ModelSession, job: JobRequest, options: Any) -> ArtifactRecord:
+    """Trace/compile one job with its target's ``options``, save it atomically, verify it against eager;
+    return its record."""
     target = get_target(job.target)
     example, _, eager_example, _ = session.bucket(job)
     path, companion_paths = _paths(job, target)
@@ -264,9 +265,7 @@ def compile_job(session: ModelSession, job: JobRequest, options: TargetOptions) 
     return ArtifactRecord(entry, job.target, Origin.COMPILED, seconds, found, target.toolchain())
 
 
-def job_key_inputs(
-    session: ModelSession, job: JobRequest, options: TargetOptions, versions: dict
-) -> dict[str, Any]:
+def job_key_inputs(session: ModelSession, job: JobRequest, options: Any, versions: dict) -> dict[str, Any]:
     """What the job's artifact key is made of (:func:`artifact_key` of it is the key)."""
     target = get_target(job.target)
     return key_inputs(
@@ -330,7 +329,7 @@ def compile_or_reuse(
     key: str,
     inputs: dict[str, Any],
     caches: tuple[LocalCache, RemoteLayer],
-    options: TargetOptions,
+    options: Any,
     events: list[str],
     *,
     wait: bool,
@@ -405,12 +404,14 @@ def run(request: WorkerRequest) -> WorkerResult:
             jobs = []
     if jobs:
         caches = (LocalCache(Path(str(build.cache_dir))), RemoteLayer(build.remote, result.events.append))
-        inputs = {job.stem: job_key_inputs(session, job, options, build.versions) for job in jobs}
+        inputs = {job.stem: job_key_inputs(session, job, options[job.target], build.versions) for job in jobs}
         result.keys = {stem: artifact_key(each) for stem, each in inputs.items()}
 
         def reuse(job: JobRequest, wait: bool) -> ArtifactRecord | None:
             key, key_inputs = result.keys[job.stem], inputs[job.stem]
-            return compile_or_reuse(session, job, key, key_inputs, caches, options, result.events, wait=wait)
+            return compile_or_reuse(
+                session, job, key, key_inputs, caches, options[job.target], result.events, wait=wait
+            )
 
         deferred = []
         for job in jobs:

@@ -25,7 +25,8 @@ from pathlib import Path
 import torch
 
 from ..targets import REGISTRY
-from .base import Compiled, CompileTarget, TargetOptions, TargetUnavailable
+from .base import Compiled, CompileTarget, TargetUnavailable
+from .options import NoOptions
 from .reproducible import zip_folder
 
 INSTALL_HINT = (
@@ -57,7 +58,7 @@ class XlaTarget(CompileTarget):
         module: torch.nn.Module,
         example_inputs: tuple[torch.Tensor, ...],
         workdir: Path,
-        options: TargetOptions,
+        options: NoOptions,
     ) -> Compiled:
         torch_xla = import_torch_xla()
         from torch_xla.stablehlo import exported_program_to_stablehlo
