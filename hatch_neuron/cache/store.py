@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from filelock import FileLock, Timeout
 
@@ -35,6 +35,9 @@ ENTRY = "entry.json"
 
 class CorruptEntry(RuntimeError):
     """A cache entry whose files do not match their recorded sha256 (it has been removed)."""
+
+
+T = TypeVar("T")
 
 
 def sha256_file(path: Path) -> str:
@@ -72,6 +75,12 @@ def artifact_sha256(path: Path) -> str:
         if _identity(path) == before:  # not written while it was read
             _ARTIFACT_DIGESTS[before] = known
     return known
+
+
+def entry_files(artifact: T, companions: dict[str, T]) -> dict[str, T]:
+    """The names a cache entry gives an artifact's files: ``artifact``, and ``companion<suffix>`` for each
+    file beside it (the values: paths, or their manifest entries)."""
+    return {"artifact": artifact, **{f"companion{suffix}": c for suffix, c in companions.items()}}
 
 
 def _copy_checked(source: Path, dest: Path, sha256: str) -> bool:

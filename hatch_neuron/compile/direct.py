@@ -20,7 +20,7 @@ from typing import Any
 
 from ..cache import CorruptEntry, LocalCache
 from ..cache.keys import direct_key, installed_distributions
-from ..cache.store import sha256_file
+from ..cache.store import entry_files, sha256_file
 from ..plan import BuildPlan, ModelPlan
 from .contracts import ModelResult
 from .pool import ModelBuild
@@ -111,7 +111,7 @@ class DirectCache:
         assert self.cache is not None
         for stem, key in keys.items():
             entry = result.artifacts[stem].entry
-            described = {"artifact": entry, **{f"companion{s}": c for s, c in entry.companions.items()}}
+            described = entry_files(entry, entry.companions)
             dest = {name: self.out_dir / part.file for name, part in described.items()}
             try:
                 meta = self.cache.fetch(key, dest)

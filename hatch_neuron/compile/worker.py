@@ -31,7 +31,7 @@ from ..cache import CorruptEntry, LocalCache
 from ..cache.deps import ReadTracker
 from ..cache.keys import artifact_key, computation_digest, key_inputs
 from ..cache.remote import RemoteLayer
-from ..cache.store import sha256_file
+from ..cache.store import entry_files, sha256_file
 from ..plan import bucket_label
 from ..runtime.pytree import flatten
 from ..runtime.schema import ArtifactEntry, Manifest
@@ -284,7 +284,7 @@ def fetch_job(
     target = get_target(job.target)
     path, companion_paths = _paths(job, target)
     start = time.perf_counter()
-    dest = {"artifact": path, **{f"companion{s}": p for s, p in companion_paths.items()}}
+    dest = entry_files(path, companion_paths)
     try:
         meta = cache.fetch(key, dest)
     except CorruptEntry as exc:
@@ -314,7 +314,7 @@ def fetch_job(
 
 def store_job(cache: LocalCache, key: str, job: JobRequest, record: ArtifactRecord) -> None:
     path, companion_paths = _paths(job, get_target(job.target))
-    files = {"artifact": path, **{f"companion{s}": p for s, p in companion_paths.items()}}
+    files = entry_files(path, companion_paths)
     description = f"{job.target} {path.name} ({session_label(job)})"
     cache.store(key, files, {"facts": record.facts(), "description": description})
 
