@@ -65,10 +65,8 @@ class ModelBuild:
         name, settings = self.model.name, self.model.settings
         if len(self.trees) > 1:
             raise CompileError(f"model {name!r}: the output structure changes with the bucket: {self.trees}")
-        result = ModelResult(
-            OutputsEntry(None), {job.stem: self.artifacts[job.stem] for job in self.model.jobs}, [], []
-        )
-        first = next(iter(result.by_target().values()))
+        artifacts = {job.stem: self.artifacts[job.stem] for job in self.model.jobs}
+        first = [r for r in artifacts.values() if r.target == self.model.jobs[0].target]
         try:
             dims = output_dims(
                 settings.bucket_axes(),
@@ -79,11 +77,8 @@ class ModelBuild:
         except OutputDimsError as exc:
             raise CompileError(f"model {name!r}: {exc}") from None
         outputs = self.outputs[next(stem for stem in self.stems if stem in self.outputs)]
-        return dataclasses.replace(
-            result,
-            outputs=OutputsEntry(outputs.tree, outputs.specs, dims),
-            findings=self.findings,
-            warnings=self.warnings,
+        return ModelResult(
+            OutputsEntry(outputs.tree, outputs.specs, dims), artifacts, self.findings, self.warnings
         )
 
 
