@@ -274,7 +274,10 @@ def test_neuron_dynamic_batch_and_placement_through_double(tmp_path: Path) -> No
             invalid = str(exc)
         print(json.dumps({"diff": (seed(x) - nets.double(x)).abs().max().item(), "invalid": invalid}))
     """
-    report = run_json(code, site, DOUBLES, env=clean_env(TORCH_NEURONX_DOUBLE_LOG=str(log)))
+    # the double acts as a host with 4 NeuronCores: placement is validated against them
+    report = run_json(
+        code, site, DOUBLES, env=clean_env(TORCH_NEURONX_DOUBLE_LOG=str(log), TORCH_NEURONX_DOUBLE_CORES="4")
+    )
     assert report["diff"] < 1e-6
     assert report["invalid"].startswith("seed: input 0 has shape [2, 7, 5], expected [any, 3, 5]")
     placements = [json.loads(line) for line in log.read_text().splitlines()]
