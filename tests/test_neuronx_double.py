@@ -20,6 +20,8 @@ import pytest
 import torch
 from conftest import DOUBLES
 
+from hatch_neuron.runtime.targets import parse_visible_cores
+
 _IMPORTED: dict[str, ModuleType] = {}
 
 
@@ -242,3 +244,21 @@ def test_move_trace_to_device(tnx: ModuleType, monkeypatch: pytest.MonkeyPatch) 
         tnx.move_trace_to_device(traced, 0)
     monkeypatch.setenv("TORCH_NEURONX_DOUBLE_CORES", "2")
     assert tnx.move_trace_to_device(traced, 1) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "cores"), [("2", [2]), ("0-3", [0, 1, 2, 3]), ("3-5,6", [3, 4, 5, 6]), (" 1 , 2 ", [1, 2])]
+)
+def test_visible_cores_syntax(text: str, cores: list[int]) -> None:
+    """[docs] Neuron runtime developer guide: NEURON_RT_VISIBLE_CORES=<m,n,p-q>, a contiguous run. This is
+    hatch-neuron's own parser (hatch_neuron.runtime.targets), checked against the documented forms."""
+    assert parse_visible_cores(text) == cores
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"), [("3,5,6", "not contiguous"), ("a-b", "'a-b' is not"), ("1,", "'' is")]
+)
+def test_visible_cores_junk(text: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem) as raised:
+        parse_visible_cores(text)
+    assert f"NEURON_RT_VISIBLE_CORES={text!r}" in str(raised.value) and "a range (0-3)" in str(raised.value)

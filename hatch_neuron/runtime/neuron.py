@@ -43,13 +43,20 @@ class NeuronLoader(TargetLoader):
         self, source: str | IO[bytes], manifest: Manifest, artifact: ArtifactEntry, core: int | None
     ) -> Any:
         try:
-            importlib.import_module("torch_neuronx")  # registers the neuron:: ops
+            torch_neuronx = importlib.import_module("torch_neuronx")  # registers the neuron:: ops
         except ImportError as exc:
             raise ImportError(
                 f"loading a neuron artifact needs torch_neuronx: {self.install_hint(manifest)}"
             ) from exc
         if core is None:
             return torch.jit.load(source)  # Neuron places it on the next core, round-robin
-        experimental = importlib.import_module("torch_neuronx.experimental")
-        with experimental.neuron_cores_context(start_nc=core, nc_count=1):
+        with _cores_context(torch_neuronx)(start_nc=core, nc_count=1):
             return torch.jit.load(source)
+
+
+def _cores_context(torch_neuronx: Any) -> Any:
+    """``neuron_cores_context``: a top-level name since Neuron SDK 2.25, ``torch_neuronx.experimental``'s
+    (the Beta placement API) up to 2.24."""
+    if hasattr(torch_neuronx, "neuron_cores_context"):
+        return torch_neuronx.neuron_cores_context
+    return importlib.import_module("torch_neuronx.experimental").neuron_cores_context

@@ -80,16 +80,36 @@ def select_target(
     )
 
 
+CORE_LIST_FORMS = "an index (2), a range (0-3) or a comma list of them (0,1,2-3), contiguous and increasing"
+
+
+def parse_visible_cores(text: str, variable: str = "NEURON_RT_VISIBLE_CORES") -> list[int]:
+    """The NeuronCores ``text`` names in the Neuron runtime's syntax (``m,n,p-q``; the result must be a
+    contiguous, increasing run, as the runtime requires). Anything else is a ``ValueError`` naming the
+    variable, its value and the accepted forms."""
+    cores: list[int] = []
+    for part in text.split(","):
+        low, dash, high = (piece.strip() for piece in part.partition("-"))
+        if not low.isdigit() or (dash and not high.isdigit()):
+            raise ValueError(
+                f"{variable}={text!r}: {part.strip()!r} is not a core index or range; use {CORE_LIST_FORMS}"
+            )
+        cores.extend(range(int(low), int(high or low) + 1))
+    if cores != list(range(cores[0], cores[0] + len(cores))):
+        raise ValueError(
+            f"{variable}={text!r} names cores {cores}, which are not contiguous; use {CORE_LIST_FORMS}"
+        )
+    return cores
+
+
 def visible_core_count() -> int | None:
     """NeuronCores this process may use per NEURON_RT_VISIBLE_CORES / NEURON_RT_NUM_CORES (None: all)."""
     visible = os.environ.get("NEURON_RT_VISIBLE_CORES", "").strip()
     if visible:
-        count = 0
-        for part in visible.split(","):
-            low, _, high = part.partition("-")
-            count += int(high or low) - int(low) + 1
-        return count
+        return len(parse_visible_cores(visible))
     number = os.environ.get("NEURON_RT_NUM_CORES", "").strip()
+    if number and not number.isdigit():
+        raise ValueError(f"NEURON_RT_NUM_CORES={number!r}: expected a number of NeuronCores (0: all)")
     return int(number) if number and int(number) > 0 else None
 
 
