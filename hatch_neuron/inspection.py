@@ -7,6 +7,7 @@ on ``sys.path``, without importing anything.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import zipfile
@@ -307,7 +308,30 @@ def _render_report(report: dict[str, Any]) -> list[str]:
                 verified = "verified vs eager" if artifact["verified"] else "not verified"
                 native = "  torch_neuronx.dynamic_batch" if artifact.get("dynamic_batch") else ""
                 lines.append(f"    {target:<8} {_file_line(artifact)}  {verified}{native}")
+                lines += _neuron_lines(artifact)
                 lines += [
                     f"    {'':<8} + {_file_line(companion)}" for companion in artifact_files(artifact)[1:]
                 ]
+    return lines
+
+
+#: SDK releases that ignored ``--target inf2`` (aws-neuron-sdk issue 865; inf2 and trn1 share NeuronCore-v2).
+INF2_TARGET_NOTE = (
+    "some Neuron SDK releases ignored --target inf2 and compiled for trn1 (aws-neuron-sdk issue 865); "
+    "inf2 and trn1 both have NeuronCore-v2, so such NEFFs still run on inf2"
+)
+
+
+def _neuron_lines(artifact: dict[str, Any]) -> list[str]:
+    """A ``neuron`` artifact's typed options and the instance family it was compiled for."""
+    lines = []
+    chosen = artifact.get("neuron_options") or {}
+    if chosen:
+        lines.append(
+            f"    {'':<8} neuron options: " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in chosen.items())
+        )
+    if artifact.get("neuron_target"):
+        lines.append(f"    {'':<8} compiled for: {artifact['neuron_target']}")
+        if artifact["neuron_target"] == "inf2":
+            lines.append(f"    {'':<8} warning: {INF2_TARGET_NOTE}")
     return lines

@@ -20,6 +20,7 @@ import pytest
 from hatch_neuron.config import ConfigError, load_settings, settings_from_table
 from hatch_neuron.config import model as model_module
 from hatch_neuron.config.model import DTYPES, InputSpec, ModelSettings, NeuronSettings
+from hatch_neuron.config.neuron_options import raw_flag_values
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "example_project" / "pyproject.toml"
@@ -81,8 +82,9 @@ ERROR_CASES = [
         "tool.neuron.compiler_args",
         [
             "unknown key; allowed: cache, cache-dir, check, compiler-args, inductor-configs, "
-            "inductor-device, jobs, load, models, module, neuron-target, package, placement, remote-cache, "
-            "remote-cache-endpoint-url, remote-cache-mode, remote-cache-timeout, replicas, targets, timeout"
+            "inductor-device, jobs, load, models, module, neuron-options, neuron-target, package, placement, "
+            "remote-cache, remote-cache-endpoint-url, remote-cache-mode, remote-cache-timeout, replicas, "
+            "targets, timeout"
         ],
         "did you mean 'compiler-args'?",
         id="unknown-top-compiler_args",
@@ -102,7 +104,7 @@ ERROR_CASES = [
         f"{ENC}.fatcory",
         [
             "unknown key; allowed: atol, batch-buckets, buckets, check, compiler-args, dynamic-batch, "
-            "factory, inputs, output-dims, pad-value, rtol, targets, timeout"
+            "factory, inputs, neuron-options, output-dims, pad-value, rtol, targets, timeout"
         ],
         "did you mean 'factory'?",
         id="unknown-model-fatcory",
@@ -507,6 +509,48 @@ ERROR_CASES = [
         ["string 'forked' is not allowed; allowed: preloaded, fresh"],
         None,
         id="workers-unknown",
+    ),
+    pytest.param(
+        minimal(compiler_args=["--optlevel", "2"], neuron_options={"optlevel": 3}),
+        "tool.neuron.neuron-options.optlevel",
+        ["is 3, but tool.neuron.compiler-args sets it to '2'"],
+        "set it in one place: drop the flag from compiler-args or the key from neuron-options",
+        id="neuron-option-contradicts-compiler-args",
+    ),
+    pytest.param(
+        with_model(**{"compiler-args": ["--auto-cast=all"], "neuron-options": {"auto-cast": "matmult"}}),
+        f"{ENC}.neuron-options.auto-cast",
+        [f"is 'matmult', but {ENC}.compiler-args sets it to 'all'"],
+        "set it in one place: drop the flag from compiler-args or the key from neuron-options",
+        id="model-neuron-option-contradicts-its-compiler-args",
+    ),
+    pytest.param(
+        minimal(compiler_args=["-O1"], neuron_options={"optlevel": 3}),
+        "tool.neuron.neuron-options.optlevel",
+        ["is 3, but tool.neuron.compiler-args sets it to '1'"],
+        "set it in one place: drop the flag from compiler-args or the key from neuron-options",
+        id="neuron-option-contradicts-short-flag",
+    ),
+    pytest.param(
+        with_model(**{"neuron-options": {"optlevel": 4}}),
+        f"{ENC}.neuron-options.optlevel",
+        ["must be 1, 2 or 3, got 4"],
+        None,
+        id="neuron-optlevel-range",
+    ),
+    pytest.param(
+        minimal(neuron_options={"auto-cast": "none", "auto-cast-type": "bf16"}),
+        "tool.neuron.neuron-options.auto-cast-type",
+        ['has no effect with auto-cast = "none"'],
+        'set auto-cast = "matmult" or "all", or leave auto-cast-type out',
+        id="neuron-auto-cast-type-without-cast",
+    ),
+    pytest.param(
+        minimal(neuron_options={"auto-cast": "matmul"}),
+        "tool.neuron.neuron-options.auto-cast",
+        ["string 'matmul' is not allowed; allowed: none, matmult, all"],
+        "did you mean 'matmult'?",
+        id="neuron-auto-cast-spelling",
     ),
 ]
 
@@ -1050,3 +1094,18 @@ def test_every_problem_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
     ]
     assert all(line.startswith(f"{path}: ") for line in lines)
     assert [p.path for p in info.value.problems] == [line.split(": ")[1] for line in lines]
+
+
+@pytest.mark.parametrize(
+    ("args", "found"),
+    [
+        (["--optlevel", "3"], {"optlevel": "3"}),
+        (["--optlevel=1", "--auto-cast", "all"], {"optlevel": "1", "auto-cast": "all"}),
+        (["-O2", "--model-type=transformer"], {"optlevel": "2", "model-type": "transformer"}),
+        (["-O", "3", "--auto-cast-type", "fp16"], {"optlevel": "3", "auto-cast-type": "fp16"}),
+        (["--target", "inf2", "--verbose", "info"], {}),
+    ],
+)
+def test_raw_flags_read_as_typed_options(args: list[str], found: dict[str, str]) -> None:
+    """neuronx-cc's spellings (CLI reference: ``--optlevel N``, ``-O N``, ``-ON``, ``--flag=value``)."""
+    assert raw_flag_values(args) == found

@@ -238,3 +238,84 @@ def test_per_model_targets_and_compiler_args(tmp_path: Path) -> None:
         check=False,
     )
     assert "package 'demo_pkg' has no 'inductor' artifacts; it was built for: cpu, neuron" in refused.stderr
+
+
+def test_every_neuron_option_becomes_its_documented_flag_or_call(tmp_path: Path) -> None:
+    """Typed ``neuron-options`` (top level, and a model's keys over them) become exactly the documented
+    neuronx-cc flags and torch-neuronx calls, read from the TEST DOUBLE's call log: the flags after the
+    project's own ``compiler-args`` (a flag they already set is not repeated), ``inline_weights_to_neff``,
+    ``async_load`` and ``lazy_load`` right after ``trace`` and before the save, and on this device-less host
+    ``NEURON_PLATFORM_TARGET_OVERRIDE`` set before torch_neuronx is imported. Not a Neuron result."""
+    project = make_project(
+        tmp_path / "proj",
+        NETS,
+        """
+        [tool.neuron]
+        targets = ["neuron"]
+        neuron-target = "inf2"
+        compiler-args = ["--optlevel", "3"]
+        placement = { start = 1, count = 1 }
+
+        [tool.neuron.neuron-options]
+        auto-cast = "matmult"
+        auto-cast-type = "bf16"
+        optlevel = 3
+        model-type = "transformer"
+        async-load = true
+        lazy-load = true
+
+        [tool.neuron.models.net]
+        factory = "demo_pkg.nets:make_net"
+        inputs = [{ shape = [1, 1, 3, 3] }]
+        neuron-options = { model-type = "generic", inline-weights = false }
+        """,
+    )
+    log = tmp_path / "calls.jsonl"
+    pip_wheel(project, tmp_path / "dist", env=double_env(log, TORCH_NEURONX_DOUBLE_CPU_BACKEND="1"))
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [c["call"] for c in calls] == ["trace", "async_load", "lazy_load"]
+    trace = calls[0]
+    assert trace["compiler_args"] == [
+        "--optlevel", "3", "--auto-cast", "matmult", "--auto-cast-type", "bf16", "--model-type", "generic",
+        "--target", "inf2",
+    ]  # fmt: skip
+    assert trace["inline_weights_to_neff"] is False and trace["cpu_backend"] is True
+    assert trace["platform_target_override_at_import"] == "inf2"
+    wheel = single_wheel(tmp_path / "dist")
+    with zipfile.ZipFile(wheel) as archive:
+        manifest = json.loads(archive.read("demo_pkg/_hatch_neuron/manifest.json"))
+    (artifact,) = manifest["models"]["net"]["artifacts"]["neuron"]
+    assert artifact["neuron_target"] == "inf2"
+    assert artifact["neuron_options"] == {
+        "auto-cast": "matmult",
+        "auto-cast-type": "bf16",
+        "optlevel": 3,
+        "model-type": "generic",
+        "inline-weights": False,
+        "async-load": True,
+        "lazy-load": True,
+    }
+    inspect = run([sys.executable, "-m", "hatch_neuron", "inspect", wheel]).stdout
+    assert (
+        'neuron options: async-load = true, auto-cast = "matmult", auto-cast-type = "bf16", '
+        'inline-weights = false, lazy-load = true, model-type = "generic", optlevel = 3'
+    ) in inspect
+    assert "compiled for: inf2" in inspect and "ignored --target inf2" in inspect
+    site = install(wheel, tmp_path / "site")
+    log.unlink()
+    ok = run_json(
+        """
+        import json, torch
+        from demo_pkg.compiled import net
+        from demo_pkg.nets import make_net
+        x = torch.rand(1, 1, 3, 3)
+        print(json.dumps({"target": net.target, "diff": (net(x) - make_net()(x)).abs().max().item()}))
+        """,
+        site,
+        DOUBLES,
+        env=double_env(log, TORCH_NEURONX_DOUBLE_CORES="2"),
+    )
+    assert ok["target"] == "neuron" and ok["diff"] < 1e-6
+    loads = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [c["call"] for c in loads] == ["neuron_cores_context", "move_trace_to_device"]
+    assert loads[1]["device_id"] == 1  # separated weights follow the model onto its pinned core

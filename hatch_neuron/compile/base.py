@@ -69,6 +69,11 @@ class CompileTarget(ABC):
         if self.requires_module and importlib.util.find_spec(self.requires_module) is None:
             raise TargetUnavailable(self.install_hint)
 
+    def environment(self, options: Any) -> dict[str, str]:
+        """Environment variables the worker sets (where not already set) before anything imports the
+        target's toolchain."""
+        return {}
+
     @abstractmethod
     def compile(
         self,

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from ..config.neuron_options import compiler_flags, raw_flag_values
 from ..runtime.neuron import neuron_device_present
 from ..targets import REGISTRY
 from .base import Compiled, CompileTarget, TargetUnavailable
@@ -41,18 +42,41 @@ def _torch_neuronx():
     return module
 
 
+def _sets_target(args: list[str]) -> bool:
+    return any(a == "--target" or a.startswith("--target=") for a in args)
+
+
 def compiler_args(options: NeuronOptions) -> list[str]:
-    """``compiler-args`` plus ``--target`` from ``neuron-target`` unless the args already set one."""
+    """``compiler-args``, then the flags of the typed ``neuron-options`` the args do not already set
+    (config validation refused those that set them to another value), then ``--target`` from
+    ``neuron-target`` unless the args set one."""
     args = list(options.compiler_args)
-    if options.neuron_target and not any(a == "--target" or a.startswith("--target=") for a in args):
+    already = raw_flag_values(args)
+    args += compiler_flags({k: v for k, v in options.chosen.items() if k not in already})
+    if options.neuron_target and not _sets_target(args):
         args += ["--target", options.neuron_target]
     return args
+
+
+def _require(torch_neuronx: Any, name: str, option: str) -> Any:
+    if not hasattr(torch_neuronx, name):
+        raise TargetUnavailable(
+            f"neuron-options {option} needs torch_neuronx.{name}, which the installed torch-neuronx "
+            f"{getattr(torch_neuronx, '__version__', '?')} lacks: install a newer Neuron SDK release"
+        )
+    return getattr(torch_neuronx, name)
 
 
 class NeuronTarget(CompileTarget):
     info = REGISTRY["neuron"]
     requires_module = "torch_neuronx"
     install_hint = INSTALL_HINT
+
+    def environment(self, options: NeuronOptions) -> dict[str, str]:
+        # Device-less build hosts: the Neuron libraries read the platform when they are imported.
+        if options.neuron_target and not neuron_device_present():
+            return {"NEURON_PLATFORM_TARGET_OVERRIDE": options.neuron_target}
+        return {}
 
     def compile(
         self,
@@ -63,19 +87,46 @@ class NeuronTarget(CompileTarget):
     ) -> Compiled:
         torch_neuronx = _torch_neuronx()
         args = compiler_args(options)
-        kwargs = {"compiler_workdir": str(workdir), "compiler_args": args}
+        kwargs: dict[str, Any] = {"compiler_workdir": str(workdir), "compiler_args": args}
+        parameters = inspect.signature(torch_neuronx.trace).parameters
         # Newer SDKs trace on hosts without a device only when asked to (and then need --target).
-        if not neuron_device_present() and "cpu_backend" in inspect.signature(torch_neuronx.trace).parameters:
+        if not neuron_device_present() and "cpu_backend" in parameters:
+            if not _sets_target(args):
+                raise TargetUnavailable(
+                    "this host has no Neuron device, and torch-neuronx then compiles only for a given "
+                    'instance family: set neuron-target = "inf2" (or trn1, trn1n, trn2) in [tool.neuron]'
+                )
             kwargs["cpu_backend"] = True
+        if not options.inline_weights:
+            if "inline_weights_to_neff" not in parameters:
+                # older releases only warn about the keyword and inline the weights anyway
+                raise TargetUnavailable(
+                    "neuron-options inline-weights = false needs torch_neuronx.trace's "
+                    "inline_weights_to_neff (Neuron SDK 2.16 or later); the installed torch-neuronx "
+                    f"{getattr(torch_neuronx, '__version__', '?')} lacks it"
+                )
+            kwargs["inline_weights_to_neff"] = False
         traced = torch_neuronx.trace(module, example_inputs, **kwargs)
-        details = {"compiler_args": args, "cpu_backend": kwargs.get("cpu_backend", False)}
+        details: dict[str, Any] = {"compiler_args": args, "cpu_backend": kwargs.get("cpu_backend", False)}
+        if options.neuron_target:
+            details["neuron_target"] = options.neuron_target
+        if options.chosen:
+            details["neuron_options"] = dict(options.chosen)
         if options.dynamic_batch:
             traced = torch_neuronx.dynamic_batch(traced)
             details["dynamic_batch"] = "torch_neuronx"
+        # documented order: right after trace, before torch.jit.save
+        for option, call in (("async-load", "async_load"), ("lazy-load", "lazy_load")):
+            if options.chosen.get(option):
+                _require(torch_neuronx, call, f"{option} = true")(traced)
         return Compiled(traced, details)
 
     def key_options(self, options: NeuronOptions) -> dict[str, Any]:
-        return {"compiler_args": compiler_args(options), "dynamic_batch": options.dynamic_batch}
+        return {
+            "compiler_args": compiler_args(options),
+            "dynamic_batch": options.dynamic_batch,
+            "neuron_options": dict(sorted(options.chosen.items())),
+        }
 
     def can_verify(self) -> bool:
         return neuron_device_present()

@@ -8,7 +8,7 @@ reads no settings has :class:`NoOptions`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..config import NeuronSettings
@@ -32,6 +32,8 @@ class NeuronOptions:
     neuron_target: str | None = None
     #: The model is dynamically batched and has one artifact: ``torch_neuronx.dynamic_batch`` applies.
     dynamic_batch: bool = False
+    #: The typed ``neuron-options`` that are set, by TOML key (the model's over the project's).
+    chosen: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: NeuronSettings, model: ModelPlan | None = None) -> NeuronOptions:
@@ -40,7 +42,12 @@ class NeuronOptions:
             list(settings.compiler_args if model is None else model.compiler_args),
             settings.neuron_target,
             model is not None and model.settings.dynamic_batch and len(model.buckets()) == 1,
+            (settings.neuron_options if model is None else model.neuron_options).chosen(),
         )
+
+    @property
+    def inline_weights(self) -> bool:
+        return self.chosen.get("inline-weights", True)
 
 
 @dataclass(frozen=True)

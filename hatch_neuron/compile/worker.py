@@ -384,8 +384,11 @@ def run(request: WorkerRequest) -> WorkerResult:
     untracked = [Path(request.tmp), *(Path(job.path).parent for job in request.jobs)]
     untracked += [Path(build.cache_dir)] if build.cache_dir else []
     tracker = ReadTracker(untracked) if build.track_reads else None
-    session = ModelSession(request)
     options = request.model.options
+    for target, target_options in options.items():
+        for name, value in get_target(target).environment(target_options).items():
+            os.environ.setdefault(name, value)
+    session = ModelSession(request)
     jobs = request.jobs
     result = WorkerResult()
     if request.mode == "prepare" and request.check != "off":

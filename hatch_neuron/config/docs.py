@@ -73,6 +73,7 @@ SECTIONS = (
     ("[tool.neuron.models.<name>]", model.ModelSettings),
     ("inputs = [{ ... }] (each entry)", model.InputSpec),
     ("placement = { ... }", model.CorePlacement),
+    ("neuron-options = { ... } (top level and per model)", model.NeuronOptionSettings),
 )
 
 
@@ -113,7 +114,8 @@ def default_text(f: dataclasses.Field) -> str:
     if f.default is not dataclasses.MISSING:
         return "—" if f.default is None else f"`{json.dumps(f.default)}`"
     if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-        return f"`{json.dumps(f.default_factory())}`"  # type: ignore[misc]
+        default = f.default_factory()  # type: ignore[misc]
+        return "`{}` (none set)" if dataclasses.is_dataclass(default) else f"`{json.dumps(default)}`"
     return "required"
 
 

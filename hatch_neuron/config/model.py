@@ -16,6 +16,7 @@ from typing import Literal
 
 from ..targets import TARGET_NAMES
 from .errors import ConfigError
+from .neuron_options import NeuronOptionSettings, conflict
 
 #: dtype names accepted in ``inputs[].dtype`` (torch attribute names).
 DTYPES = (
@@ -228,6 +229,10 @@ class ModelSettings:
     """neuronx-cc arguments for this model instead of the top-level ``compiler-args`` (Stable Diffusion's
     text encoder, UNet and VAE decoder are compiled with different flags)."""
 
+    neuron_options: NeuronOptionSettings | None = None
+    """Typed ``neuron`` options for this model (``neuron-options = { model-type = "unet-inference" }``):
+    each key set here replaces the top-level ``neuron-options``' key."""
+
     check: Literal["error", "warn", "off"] | None = None
     """The pre-flight checks for this model instead of the top-level ``check``."""
 
@@ -347,6 +352,12 @@ class NeuronSettings:
     neuron_target: Literal[NEURON_INSTANCE_TARGETS] | None = None  # type: ignore[valid-type]
     """Instance family to compile for (``--target`` of neuronx-cc): inf2, trn1, trn1n or trn2. Needed
     where the build host has no Neuron device."""
+
+    neuron_options: NeuronOptionSettings = field(default_factory=NeuronOptionSettings)
+    """Typed options of target ``neuron`` (reference below: ``auto-cast``, ``auto-cast-type``,
+    ``optlevel``, ``model-type``, ``inline-weights``, ``async-load``, ``lazy-load``), each becoming exactly
+    the documented neuronx-cc flag or torch-neuronx call. A ``compiler-args`` flag that sets one of them to
+    another value is an error."""
 
     inductor_device: Literal[INDUCTOR_DEVICES] = "cpu"  # type: ignore[valid-type]
     """Device the ``inductor`` target compiles for: ``cpu`` (portable x86-64-v3 code) or ``cuda`` (kernels
@@ -495,6 +506,8 @@ class NeuronSettings:
             )
         if self.timeout <= 0:
             raise ConfigError(f"{path}.timeout", f"must be > 0 seconds, got {self.timeout}")
+        for name, model in self.models.items():
+            self._check_neuron_options(path, name, model)
         folded: dict[str, str] = {}
         for name in self.models:
             same = folded.get(fold_name(name))
@@ -509,3 +522,21 @@ class NeuronSettings:
                     f"{path}.models.{name}", f"duplicate model name: {name!r} and {same!r} {how}"
                 )
             folded[fold_name(name)] = name
+
+    def _check_neuron_options(self, root: str, name: str, model: ModelSettings) -> None:
+        """A typed option and a raw ``compiler-args`` flag of one model must not disagree."""
+        chosen = self.neuron_options.merged(model.neuron_options).chosen()
+        args = self.compiler_args if model.compiler_args is None else model.compiler_args
+        found = conflict(chosen, args)
+        if found is None:
+            return
+        key, raw = found
+        own = model.neuron_options is not None and key in model.neuron_options.chosen()
+        path = f"{root}.models.{name}"
+        where = f"{path if own else root}.neuron-options.{key}"
+        args_at = f"{path if model.compiler_args is not None else root}.compiler-args"
+        raise ConfigError(
+            where,
+            f"is {chosen[key]!r}, but {args_at} sets it to {raw!r}",
+            "set it in one place: drop the flag from compiler-args or the key from neuron-options",
+        )

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, ModelSettings, NeuronSettings
+from ..config.neuron_options import NeuronOptionSettings
 
 #: A bucket: (dimension, size) pairs, one per bucketed dimension; () for a model without buckets.
 Bucket = tuple[tuple[int, int], ...]
@@ -54,6 +55,8 @@ class ModelPlan:
     compiler_args: tuple[str, ...] = ()
     check: str = "error"
     timeout: float = 3600.0
+    #: The typed ``neuron-options``, the model's keys over the project's.
+    neuron_options: NeuronOptionSettings = dataclasses.field(default_factory=NeuronOptionSettings)
 
     def buckets(self) -> list[Bucket]:
         """Every combination of the bucketed dimensions' sizes (one ``()`` when nothing is bucketed)."""
@@ -176,6 +179,7 @@ def make_plan(settings: NeuronSettings, root: Path, project_name: str | None = N
             tuple(settings.compiler_args if model.compiler_args is None else model.compiler_args),
             model.check or settings.check,
             model.timeout or settings.timeout,
+            settings.neuron_options.merged(model.neuron_options),
         )
         jobs = tuple(CompileJob(name, t, bucket) for t in plan.targets for bucket in plan.buckets())
         models.append(dataclasses.replace(plan, jobs=jobs))

@@ -51,7 +51,11 @@ class NeuronLoader(TargetLoader):
         if core is None:
             return torch.jit.load(source)  # Neuron places it on the next core, round-robin
         with _cores_context(torch_neuronx)(start_nc=core, nc_count=1):
-            return torch.jit.load(source)
+            module = torch.jit.load(source)
+        if (artifact.details.get("neuron_options") or {}).get("inline-weights") is False:
+            # weights kept outside the NEFF do not follow it onto the core by themselves
+            torch_neuronx.move_trace_to_device(module, core)
+        return module
 
 
 def _cores_context(torch_neuronx: Any) -> Any:

@@ -32,6 +32,8 @@ from torch.utils import _pytree as pytree
 from ._graph import script_graph
 from ._runtime import log_call
 
+#: What the Neuron libraries would have read when they were imported (device-less hosts set it first).
+PLATFORM_AT_IMPORT = os.environ.get("NEURON_PLATFORM_TARGET_OVERRIDE")
 NEFF_TEXT = "TEST DOUBLE: not a NEFF. No Neuron compiler ran; the graph inside the module is a CPU trace.\n"
 _POSITIONAL = ("states", "input_output_aliases", "compiler_workdir", "compiler_args", "options")
 
@@ -144,6 +146,7 @@ def trace_impl(
             "compiler_args": keywords.get("compiler_args"),
             "inline_weights_to_neff": inline,
             "cpu_backend": keywords.get("cpu_backend", False),
+            "platform_target_override_at_import": PLATFORM_AT_IMPORT,
         }
     )
     with torch.no_grad():
