@@ -319,3 +319,33 @@ def test_every_neuron_option_becomes_its_documented_flag_or_call(tmp_path: Path)
     loads = [json.loads(line) for line in log.read_text().splitlines()]
     assert [c["call"] for c in loads] == ["neuron_cores_context", "move_trace_to_device"]
     assert loads[1]["device_id"] == 1  # separated weights follow the model onto its pinned core
+    # another torch-neuronx release where the package loads: refused before torch.jit.load, naming both
+    older = run_python(
+        "import demo_pkg.compiled",
+        site,
+        DOUBLES,
+        env=double_env(log, TORCH_NEURONX_DOUBLE_CORES="2", TORCH_NEURONX_DOUBLE_VERSION="2.13.0.2.98.0"),
+        check=False,
+    )
+    assert older.returncode != 0 and "older Neuron runtime refuses NEFFs of a newer compiler" in older.stderr
+    assert "this is the older 2.13.0.2.98.0" in older.stderr
+    assert "install torch-neuronx==2.13.0.2.99.0+testdouble" in older.stderr
+
+
+def test_typed_options_in_flags_and_key() -> None:
+    """In-process: the flags a NeuronOptions gives and that every typed option is part of the cache key
+    (async-load and lazy-load add no flag, but change the saved module)."""
+    from hatch_neuron.compile.neuron import NeuronTarget, compiler_args
+    from hatch_neuron.compile.options import NeuronOptions
+
+    base = NeuronOptions(["--optlevel", "3"], "inf2", False, {"optlevel": 3, "auto-cast": "all"})
+    assert compiler_args(base) == ["--optlevel", "3", "--auto-cast", "all", "--target", "inf2"]
+    keys = {
+        repr(NeuronTarget().key_options(NeuronOptions(base.compiler_args, "inf2", False, chosen)))
+        for chosen in (
+            base.chosen,
+            {**base.chosen, "auto-cast": "matmult"},
+            {**base.chosen, "lazy-load": True},
+        )
+    }
+    assert len(keys) == 3

@@ -6,11 +6,13 @@ from __future__ import annotations
 import glob
 import importlib
 import importlib.util
+import warnings
 from typing import IO, Any
 
 import torch
 
 from .base import TargetLoader
+from .neuron_compat import architecture_problem, host_family, release_problem
 from .schema import ArtifactEntry, Manifest
 
 
@@ -48,6 +50,7 @@ class NeuronLoader(TargetLoader):
             raise ImportError(
                 f"loading a neuron artifact needs torch_neuronx: {self.install_hint(manifest)}"
             ) from exc
+        _check_compatible(manifest, artifact, torch_neuronx)
         if core is None:
             return torch.jit.load(source)  # Neuron places it on the next core, round-robin
         with _cores_context(torch_neuronx)(start_nc=core, nc_count=1):
@@ -64,3 +67,31 @@ def _cores_context(torch_neuronx: Any) -> Any:
     if hasattr(torch_neuronx, "neuron_cores_context"):
         return torch_neuronx.neuron_cores_context
     return importlib.import_module("torch_neuronx.experimental").neuron_cores_context
+
+
+def compiled_for(artifact: ArtifactEntry) -> str | None:
+    """The instance family the NEFF was compiled for: the last ``--target`` of its compiler args (the one
+    neuronx-cc takes), else ``neuron-target``."""
+    args = list(artifact.details.get("compiler_args") or [])
+    found = artifact.details.get("neuron_target")
+    for i, arg in enumerate(args):
+        if arg == "--target" and i + 1 < len(args):
+            found = args[i + 1]
+        elif arg.startswith("--target="):
+            found = arg.partition("=")[2]
+    return found
+
+
+def _check_compatible(manifest: Manifest, artifact: ArtifactEntry, torch_neuronx: Any) -> None:
+    """Refuse, before ``torch.jit.load``, what the Neuron runtime would refuse less clearly; warn where it
+    may work."""
+    problems = (
+        release_problem(
+            manifest.built_with.get("torch-neuronx"), getattr(torch_neuronx, "__version__", None)
+        ),
+        architecture_problem(compiled_for(artifact), host_family()),
+    )
+    for level, message in filter(None, problems):
+        if level == "error":
+            raise RuntimeError(f"cannot load {artifact.file!r}: {message}")
+        warnings.warn(f"{artifact.file}: {message}", RuntimeWarning, stacklevel=4)

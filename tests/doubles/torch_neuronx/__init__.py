@@ -16,6 +16,7 @@ Switches (environment):
 The placement functions are in ``experimental`` (up to SDK 2.24) and at the top level (the name since
 SDK 2.25).
 
+- ``TORCH_NEURONX_DOUBLE_VERSION``: the release it says it is (default ``2.13.0.2.99.0+testdouble``).
 - ``TORCH_NEURONX_DOUBLE_UNSUPPORTED``: operator kinds ``analyze`` reports as unsupported.
 """
 
@@ -32,7 +33,7 @@ from ._runtime import log_call
 from ._trace import move_trace_to_device, trace_impl
 from .experimental import multicore_context, neuron_cores_context, set_multicore, set_neuron_cores
 
-__version__ = "2.13.0.2.99.0+testdouble"
+__version__ = os.environ.get("TORCH_NEURONX_DOUBLE_VERSION", "2.13.0.2.99.0+testdouble")
 IS_TEST_DOUBLE = True
 
 __all__ = [
