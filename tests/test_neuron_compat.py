@@ -13,6 +13,7 @@ import pytest
 
 from hatch_neuron.runtime.neuron_compat import (
     architecture_problem,
+    compiler_problem,
     host_family,
     release_problem,
     split_release,
@@ -66,3 +67,9 @@ def test_host_family(tmp_path: Path) -> None:
     name.write_text("Standard PC (Q35 + ICH9, 2009)\n")
     assert host_family(name) is None
     assert host_family(tmp_path / "absent") is None
+
+
+def test_other_compiler_only_warns() -> None:
+    assert compiler_problem("2.12.68.0", None) is None and compiler_problem("2.12.68.0", "2.12.68.0") is None
+    level, message = compiler_problem("2.12.68.0", "2.13.66.0")
+    assert level == "warning" and "compiled by neuronx-cc 2.12.68.0" in message

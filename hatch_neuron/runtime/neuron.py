@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import importlib
+import importlib.metadata
 import importlib.util
 import warnings
 from typing import IO, Any
@@ -12,7 +13,7 @@ from typing import IO, Any
 import torch
 
 from .base import TargetLoader
-from .neuron_compat import architecture_problem, host_family, release_problem
+from .neuron_compat import architecture_problem, compiler_problem, host_family, release_problem
 from .schema import ArtifactEntry, Manifest
 
 
@@ -89,9 +90,17 @@ def _check_compatible(manifest: Manifest, artifact: ArtifactEntry, torch_neuronx
         release_problem(
             manifest.built_with.get("torch-neuronx"), getattr(torch_neuronx, "__version__", None)
         ),
+        compiler_problem(manifest.built_with.get("neuronx-cc"), _installed("neuronx-cc")),
         architecture_problem(compiled_for(artifact), host_family()),
     )
     for level, message in filter(None, problems):
         if level == "error":
             raise RuntimeError(f"cannot load {artifact.file!r}: {message}")
         warnings.warn(f"{artifact.file}: {message}", RuntimeWarning, stacklevel=4)
+
+
+def _installed(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None

@@ -60,6 +60,19 @@ def release_problem(built: str | None, installed: str | None) -> tuple[str, str]
     return "warning", f"built with torch-neuronx {built}, this is the newer {installed}: usually loads"
 
 
+def compiler_problem(built: str | None, installed: str | None) -> tuple[str, str] | None:
+    """A warning when another neuronx-cc is installed than the one that compiled the NEFF: nothing is
+    recompiled at load, but it says which SDK release the runtime should be of."""
+    if not built or not installed or built == installed:
+        return None
+    return (
+        "warning",
+        f"its NEFF was compiled by neuronx-cc {built}, the installed neuronx-cc is {installed}; loading does "
+        "not recompile, so if the runtime refuses the NEFF ('NEFF version ... not supported'), install the "
+        "Neuron runtime of the build's SDK release or rebuild here",
+    )
+
+
 def host_family(product_name: Path = PRODUCT_NAME) -> str | None:
     """The EC2 instance family of this host (``trn2``), or None off EC2."""
     try:
