@@ -546,6 +546,14 @@ ERROR_CASES = [
         id="neuron-auto-cast-type-without-cast",
     ),
     pytest.param(
+        with_model(**{"neuron-options": {"auto-cast-type": "bf16"}})
+        | {"neuron-options": {"auto-cast": "none"}},
+        f"{ENC}.neuron-options.auto-cast-type",
+        ['has no effect with auto-cast = "none"'],
+        'set auto-cast = "matmult" or "all", or leave auto-cast-type out',
+        id="neuron-merged-options-checked-together",
+    ),
+    pytest.param(
         minimal(neuron_options={"auto-cast": "matmul"}),
         "tool.neuron.neuron-options.auto-cast",
         ["string 'matmul' is not allowed; allowed: none, matmult, all"],
@@ -1104,6 +1112,8 @@ def test_every_problem_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
         (["-O2", "--model-type=transformer"], {"optlevel": "2", "model-type": "transformer"}),
         (["-O", "3", "--auto-cast-type", "fp16"], {"optlevel": "3", "auto-cast-type": "fp16"}),
         (["--target", "inf2", "--verbose", "info"], {}),
+        (["-O", "--auto-cast", "all"], {"optlevel": "", "auto-cast": "all"}),
+        (["--optlevel", "03"], {"optlevel": "3"}),
     ],
 )
 def test_raw_flags_read_as_typed_options(args: list[str], found: dict[str, str]) -> None:

@@ -31,7 +31,9 @@ def test_release_parts() -> None:
     [
         ("2.1.2.2.3.0", "2.1.2.2.3.0", None, None),
         ("2.1.2.2.3.0", None, None, None),
-        ("2.1.2.2.3.0", "2.5.1.2.6.0", "error", "(for torch 2.1.2), this is 2.5.1.2.6.0 (for torch 2.5.1)"),
+        ("2.1.2.2.3.0", "2.5.1.2.6.0", "warning", "(for torch 2.1.2), this is 2.5.1.2.6.0 (for torch 2.5.1)"),
+        ("2.1.2.2.3.0", "2.1.2.2.3.0+local", None, None),
+        ("2.1.2.2.4.0", "2.1.2.2.3.0rc1", "error", "(Neuron 2.3.0)"),
         ("2.1.2.2.4.0", "2.1.2.2.3.0", "error", "an older Neuron runtime refuses NEFFs of a newer compiler"),
         ("2.1.2.2.3.0", "2.1.2.2.4.0", "warning", "usually loads"),
         ("dev", "2.1.2.2.4.0", "warning", "if loading fails"),

@@ -168,6 +168,8 @@ def test_dynamic_batch_refuses_a_changed_non_batch_dimension(tnx: ModuleType) ->
         add(torch.rand(2, 7, 5), torch.rand(2, 7, 5))
     with pytest.raises(RuntimeError, match="ValueError: dynamic batching: the inputs' dim-0 sizes differ"):
         add(torch.rand(3, 3, 5), torch.rand(4, 3, 5))
+    with pytest.raises(RuntimeError, match="ValueError: dynamic batching: input 0 has shape \\[0, 3, 5\\]"):
+        add(torch.rand(0, 3, 5), torch.rand(0, 3, 5))
 
 
 def test_async_and_lazy_load_flags(tnx: ModuleType) -> None:
@@ -234,7 +236,7 @@ def test_analyze_report_structure(tnx: ModuleType, monkeypatch: pytest.MonkeyPat
     }
     assert report["supported_operators"] == {"aten::_convolution": 1}
     assert [op["kind"] for op in report["unsupported_operators"]] == ["aten::add"]
-    assert report["support_percentage"] == "50%"
+    assert report["support_percentage"] == "50.00%"
 
 
 def test_move_trace_to_device(tnx: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from ..config.neuron_options import compiler_flags, raw_flag_values
+from ..config.neuron_options import compiler_flags, raw_flag_values, target_in_args
 from ..runtime.neuron import neuron_device_present
 from ..targets import REGISTRY
 from .base import Compiled, CompileTarget, TargetUnavailable
@@ -43,7 +43,13 @@ def _torch_neuronx():
 
 
 def _sets_target(args: list[str]) -> bool:
-    return any(a == "--target" or a.startswith("--target=") for a in args)
+    return target_in_args(args) is not None
+
+
+def compiled_for(options: NeuronOptions) -> str | None:
+    """The instance family neuronx-cc compiles for: the last ``--target`` of the args (the one it takes),
+    else ``neuron-target``."""
+    return target_in_args(options.compiler_args) or options.neuron_target
 
 
 def compiler_args(options: NeuronOptions) -> list[str]:
@@ -74,8 +80,8 @@ class NeuronTarget(CompileTarget):
 
     def environment(self, options: NeuronOptions) -> dict[str, str]:
         # Device-less build hosts: the Neuron libraries read the platform when they are imported.
-        if options.neuron_target and not neuron_device_present():
-            return {"NEURON_PLATFORM_TARGET_OVERRIDE": options.neuron_target}
+        if compiled_for(options) and not neuron_device_present():
+            return {"NEURON_PLATFORM_TARGET_OVERRIDE": str(compiled_for(options))}
         return {}
 
     def compile(
@@ -102,14 +108,14 @@ class NeuronTarget(CompileTarget):
                 # older releases only warn about the keyword and inline the weights anyway
                 raise TargetUnavailable(
                     "neuron-options inline-weights = false needs torch_neuronx.trace's "
-                    "inline_weights_to_neff (Neuron SDK 2.16 or later); the installed torch-neuronx "
-                    f"{getattr(torch_neuronx, '__version__', '?')} lacks it"
+                    "inline_weights_to_neff (Neuron SDK 2.18; 2.16 for some releases); the installed "
+                    f"torch-neuronx {getattr(torch_neuronx, '__version__', '?')} lacks it"
                 )
             kwargs["inline_weights_to_neff"] = False
         traced = torch_neuronx.trace(module, example_inputs, **kwargs)
         details: dict[str, Any] = {"compiler_args": args, "cpu_backend": kwargs.get("cpu_backend", False)}
-        if options.neuron_target:
-            details["neuron_target"] = options.neuron_target
+        if compiled_for(options):
+            details["neuron_target"] = compiled_for(options)
         if options.chosen:
             details["neuron_options"] = dict(options.chosen)
         if options.dynamic_batch:

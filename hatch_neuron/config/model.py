@@ -525,7 +525,9 @@ class NeuronSettings:
 
     def _check_neuron_options(self, root: str, name: str, model: ModelSettings) -> None:
         """A typed option and a raw ``compiler-args`` flag of one model must not disagree."""
-        chosen = self.neuron_options.merged(model.neuron_options).chosen()
+        merged = self.neuron_options.merged(model.neuron_options)
+        merged.validate(f"{root}.models.{name}.neuron-options")  # keys from both tables together
+        chosen = merged.chosen()
         args = self.compiler_args if model.compiler_args is None else model.compiler_args
         found = conflict(chosen, args)
         if found is None:

@@ -33,8 +33,9 @@ def _optlevel(value: int | None) -> str | None:
 
 @dataclass(frozen=True)
 class NeuronOptionSettings:
-    """Typed options of the ``neuron`` target, at the top level and per model (a model's keys win, key by
-    key). A key left out adds nothing: neuronx-cc's and torch-neuronx's own defaults apply."""
+    """Typed options of target ``neuron``, at the top level and per model; a model's keys win, key by key.
+
+    A key left out adds nothing: neuronx-cc's and torch-neuronx's own defaults apply."""
 
     auto_cast: Literal[AUTO_CAST] | None = None  # type: ignore[valid-type]
     """``--auto-cast``: which operations neuronx-cc casts to ``auto-cast-type``: ``none``, ``matmult``
@@ -54,7 +55,8 @@ class NeuronOptionSettings:
     inline_weights: bool | None = None
     """``inline_weights_to_neff`` of ``torch_neuronx.trace``: true (torch-neuronx's default) compiles the
     weights into the NEFF; false keeps them beside it, so ``torch_neuronx.replace_weights`` can swap them
-    (the compiler then cannot fold or re-lay them out). Needs torch-neuronx of Neuron SDK 2.16 or later."""
+    (the compiler then cannot fold or re-lay them out). Needs torch-neuronx of Neuron SDK 2.18 (2.16 for
+    some releases)."""
 
     async_load: bool | None = None
     """``torch_neuronx.async_load`` on the traced model before it is saved: it loads onto its NeuronCore
@@ -103,17 +105,30 @@ def compiler_flags(chosen: dict[str, Any]) -> list[str]:
 
 def raw_flag_values(args: list[str]) -> dict[str, str]:
     """The typed options that raw ``compiler-args`` set themselves (``--optlevel 3``, ``--optlevel=3``,
-    ``-O3``, ``-O 3``, ...), by TOML key."""
+    ``-O3``, ``-O 3``, ...), by TOML key. Abbreviated flags are not recognised."""
     by_flag = {flag: key for key, flag in COMPILER_FLAGS.items()} | {"-O": "optlevel"}
     found: dict[str, str] = {}
     for i, arg in enumerate(args):
         name, equals, value = arg.partition("=")
         if name in by_flag and not equals:
-            value = args[i + 1] if i + 1 < len(args) else ""
+            following = args[i + 1] if i + 1 < len(args) else ""
+            value = "" if following.startswith("-") else following
         elif not equals and arg.startswith("-O") and arg[2:].isdigit():
             name, value = "-O", arg[2:]
         if name in by_flag:
-            found[by_flag[name]] = value
+            key = by_flag[name]
+            found[key] = str(int(value)) if key == "optlevel" and value.isdigit() else value
+    return found
+
+
+def target_in_args(args: list[str]) -> str | None:
+    """The last ``--target`` of ``args`` (the one neuronx-cc takes), or None."""
+    found = None
+    for i, arg in enumerate(args):
+        if arg == "--target" and i + 1 < len(args):
+            found = args[i + 1]
+        elif arg.startswith("--target="):
+            found = arg.partition("=")[2]
     return found
 
 

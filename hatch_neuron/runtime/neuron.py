@@ -52,13 +52,23 @@ class NeuronLoader(TargetLoader):
                 f"loading a neuron artifact needs torch_neuronx: {self.install_hint(manifest)}"
             ) from exc
         _check_compatible(manifest, artifact, torch_neuronx)
+        separated = (artifact.details.get("neuron_options") or {}).get("inline-weights") is False
         if core is None:
+            if separated:
+                warnings.warn(
+                    f"{artifact.file}: its weights are kept outside the NEFF (inline-weights = false) and, "
+                    "with round-robin placement, stay in host memory: every call pays for moving them. "
+                    "Pin the model with placement = { start = ..., count = ... }",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
             return torch.jit.load(source)  # Neuron places it on the next core, round-robin
         with _cores_context(torch_neuronx)(start_nc=core, nc_count=1):
             module = torch.jit.load(source)
-        if (artifact.details.get("neuron_options") or {}).get("inline-weights") is False:
-            # weights kept outside the NEFF do not follow it onto the core by themselves
-            torch_neuronx.move_trace_to_device(module, core)
+            if separated:
+                # weights kept outside the NEFF do not follow it onto the core by themselves; inside the
+                # context, which puts back the default core that move_trace_to_device changes
+                torch_neuronx.move_trace_to_device(module, core)
         return module
 
 
@@ -71,16 +81,8 @@ def _cores_context(torch_neuronx: Any) -> Any:
 
 
 def compiled_for(artifact: ArtifactEntry) -> str | None:
-    """The instance family the NEFF was compiled for: the last ``--target`` of its compiler args (the one
-    neuronx-cc takes), else ``neuron-target``."""
-    args = list(artifact.details.get("compiler_args") or [])
-    found = artifact.details.get("neuron_target")
-    for i, arg in enumerate(args):
-        if arg == "--target" and i + 1 < len(args):
-            found = args[i + 1]
-        elif arg.startswith("--target="):
-            found = arg.partition("=")[2]
-    return found
+    """The instance family the NEFF was compiled for, as the build recorded it."""
+    return artifact.details.get("neuron_target")
 
 
 def _check_compatible(manifest: Manifest, artifact: ArtifactEntry, torch_neuronx: Any) -> None:

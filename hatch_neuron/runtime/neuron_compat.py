@@ -1,9 +1,9 @@
 """Whether a ``neuron`` artifact can load here, decided before ``torch.jit.load`` (standard library only).
 
 - **torch-neuronx release**: its version is the torch release it is built for, then the Neuron release
-  (``2.1.2.2.3.0``: torch 2.1.2, Neuron 2.3.0). Another torch part cannot load the TorchScript module; an
-  older Neuron part than the build's may refuse the NEFF ("NEFF version ... not supported", aws-neuron-sdk
-  issues 820, 823, 1061): both are errors. A newer Neuron part usually loads: a warning.
+  (``2.1.2.2.3.0``: torch 2.1.2, Neuron 2.3.0). An older Neuron part than the build's refuses the NEFF of a
+  newer compiler ("NEFF version ... not supported", aws-neuron-sdk issues 820, 823, 1061): an error. A
+  newer Neuron part usually loads, and another torch part may: warnings.
 - **Architecture**: a NEFF compiled for trn1 / trn1n / inf2 (NeuronCore-v2) on a trn2 host runs only with
   ``NEURON_RT_ALLOW_LEGACY_NEFF=1`` (Neuron runtime 2.25+, documented as for testing).
 """
@@ -21,10 +21,10 @@ LEGACY_FAMILIES = ("inf2", "trn1", "trn1n")
 
 def split_release(version: str) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
     """``2.1.2.2.3.0+abc`` -> ((2, 1, 2), (2, 3, 0)); None when it is not in that form."""
-    numbers = re.findall(r"\d+", version.split("+")[0])
-    if len(numbers) < 4:
+    release = re.match(r"\d+(?:\.\d+)*", version)  # without local, pre-, post- and dev-release tags
+    values = tuple(int(n) for n in release.group().split(".")) if release else ()
+    if len(values) < 4:
         return None
-    values = tuple(int(n) for n in numbers)
     return values[:3], values[3:]
 
 
@@ -38,6 +38,8 @@ def release_problem(built: str | None, installed: str | None) -> tuple[str, str]
     if not built or not installed or built == installed:
         return None
     were, are = split_release(built), split_release(installed)
+    if were is not None and were == are:
+        return None
     install = f"install torch-neuronx=={built} (with the Neuron runtime of its SDK release), or rebuild here"
     if were is None or are is None:
         return (
@@ -46,9 +48,9 @@ def release_problem(built: str | None, installed: str | None) -> tuple[str, str]
         )
     if were[0] != are[0]:
         return (
-            "error",
+            "warning",
             f"built with torch-neuronx {built} (for torch {_dotted(were[0])}), this is {installed} "
-            f"(for torch {_dotted(are[0])}): its TorchScript module cannot load here; {install}",
+            f"(for torch {_dotted(are[0])}); if loading fails, {install}",
         )
     if are[1] < were[1]:
         return (
@@ -80,7 +82,7 @@ def host_family(product_name: Path = PRODUCT_NAME) -> str | None:
     except OSError:
         return None
     family = name.split(".")[0]
-    return family if re.fullmatch(r"(inf|trn)\d+n?", family) else None
+    return family if re.fullmatch(r"(inf|trn)\d+[a-z]*", family) else None
 
 
 def architecture_problem(compiled_for: str | None, host: str | None) -> tuple[str, str] | None:

@@ -11,6 +11,7 @@ set (or, built for CUDA, a GPU of the same compute capability); ``cpu`` always i
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -89,12 +90,12 @@ def parse_visible_cores(text: str, variable: str = "NEURON_RT_VISIBLE_CORES") ->
     variable, its value and the accepted forms."""
     cores: list[int] = []
     for part in text.split(","):
-        low, dash, high = (piece.strip() for piece in part.partition("-"))
-        if not low.isdigit() or (dash and not high.isdigit()):
+        found = re.fullmatch(r"\s*([0-9]+)\s*(?:-\s*([0-9]+)\s*)?", part)
+        if found is None or int(found.group(2) or found.group(1)) < int(found.group(1)):
             raise ValueError(
                 f"{variable}={text!r}: {part.strip()!r} is not a core index or range; use {CORE_LIST_FORMS}"
             )
-        cores.extend(range(int(low), int(high or low) + 1))
+        cores.extend(range(int(found.group(1)), int(found.group(2) or found.group(1)) + 1))
     if cores != list(range(cores[0], cores[0] + len(cores))):
         raise ValueError(
             f"{variable}={text!r} names cores {cores}, which are not contiguous; use {CORE_LIST_FORMS}"

@@ -51,7 +51,7 @@ def analyze(
     return {
         "torch_neuronx_version": __version__,
         "neuronx_cc_version": None,
-        "support_percentage": f"{100 * sum(supported.values()) / total:.0f}%" if total else "100%",
+        "support_percentage": f"{100 * sum(supported.values()) / total:.2f}%" if total else "100.00%",
         "supported_operators": dict(supported),
         "unsupported_operators": unsupported,
     }

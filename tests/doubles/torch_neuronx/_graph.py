@@ -38,6 +38,8 @@ def _check_inputs(inputs: list[torch.Tensor], compiled: list[torch.Tensor], dyna
                 f"input {i} has shape {list(given.shape)}, the Neuron graph was compiled for "
                 f"{list(expected.shape)} (dynamic batching is off)"
             )
+        if dynamic_batching and (given.dim() == 0 or given.shape[0] == 0):
+            raise ValueError(f"dynamic batching: input {i} has shape {list(given.shape)}, no batch to split")
         if dynamic_batching and given.shape[0] != inputs[0].shape[0]:
             raise ValueError("dynamic batching: the inputs' dim-0 sizes differ")
         if dynamic_batching and given.shape[1:] != expected.shape[1:]:

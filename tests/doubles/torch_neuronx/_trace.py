@@ -128,7 +128,8 @@ def trace_impl(
             "TEST DOUBLE of torch_neuronx: partitioner_config and input_output_aliases are accepted as "
             "documented but not modelled"
         )
-    examples = [example_inputs] if isinstance(example_inputs, torch.Tensor) else list(example_inputs)
+    # as the real code: anything but a tuple is one argument (the double models tensor arguments only)
+    examples = list(example_inputs) if isinstance(example_inputs, tuple) else [example_inputs]
     if not all(isinstance(t, torch.Tensor) for t in examples):
         raise TypeError(f"example_inputs must be a Tensor or a tuple of Tensors, got {example_inputs!r:.80}")
     args = keywords.get("compiler_args") or []
