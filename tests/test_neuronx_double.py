@@ -18,7 +18,7 @@ from types import ModuleType
 
 import pytest
 import torch
-from conftest import DOUBLES
+from conftest import DOUBLES, clean_env, run_json
 
 from hatch_neuron.runtime.targets import parse_visible_cores
 
@@ -258,9 +258,49 @@ def test_visible_cores_syntax(text: str, cores: list[int]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "problem"), [("3,5,6", "not contiguous"), ("a-b", "'a-b' is not"), ("1,", "'' is")]
+    ("text", "problem"),
+    [
+        ("3,5,6", "not contiguous"),
+        ("a-b", "'a-b' is not"),
+        ("1,", "'' is"),
+        ("3-1", "'3-1' is"),
+        ("0,3-1", "'3-1' is"),
+        ("\u00b2", "'\u00b2' is"),
+    ],
 )
 def test_visible_cores_junk(text: str, problem: str) -> None:
     with pytest.raises(ValueError, match=problem) as raised:
         parse_visible_cores(text)
     assert f"NEURON_RT_VISIBLE_CORES={text!r}" in str(raised.value) and "a range (0-3)" in str(raised.value)
+
+
+def test_release_1_13_paths(tmp_path: Path) -> None:
+    """[code] 1.13.1.1.12.0's trace has no inline_weights_to_neff (only an 'Unexpected keyword' warning)
+    and its placement API is experimental's only: hatch-neuron refuses inline-weights = false there rather
+    than get inlined weights, and the loader takes experimental's neuron_cores_context."""
+    code = """
+        import json, pathlib, warnings, torch, torch_neuronx
+        from hatch_neuron.compile.base import TargetUnavailable
+        from hatch_neuron.compile.neuron import NeuronTarget
+        from hatch_neuron.compile.options import NeuronOptions
+        from hatch_neuron.runtime.neuron import _cores_context
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch_neuronx.trace(torch.nn.Linear(2, 2).eval(), torch.rand(1, 2), inline_weights_to_neff=False)
+        options = NeuronOptions([], "inf2", False, {"inline-weights": False})
+        try:
+            NeuronTarget().compile(torch.nn.Linear(2, 2), (torch.rand(1, 2),), pathlib.Path("w"), options)
+        except TargetUnavailable as exc:
+            refused = str(exc)
+        print(json.dumps({
+            "version": torch_neuronx.__version__,
+            "warned": [str(w.message) for w in caught if w.category is UserWarning],
+            "refused": refused,
+            "context": _cores_context(torch_neuronx).__module__,
+        }))
+    """
+    report = run_json(code, tmp_path, DOUBLES, env=clean_env(TORCH_NEURONX_DOUBLE_RELEASE="1.13.1.1.12.0"))
+    assert report["version"] == "1.13.1.1.12.0"
+    assert "Unexpected keyword arguments: ['inline_weights_to_neff']" in report["warned"]
+    assert "needs torch_neuronx.trace's inline_weights_to_neff" in report["refused"]
+    assert report["context"] == "torch_neuronx.experimental"

@@ -11,6 +11,8 @@ Switches (environment):
 
 - ``TORCH_NEURONX_DOUBLE_LOG``: a file that gets one JSON line per API call (the tests' call log).
 - ``TORCH_NEURONX_DOUBLE_CPU_BACKEND=1``: ``trace`` takes ``cpu_backend`` as newer SDKs' does.
+- ``TORCH_NEURONX_DOUBLE_RELEASE=1.13.1.1.12.0``: behave as that release's code (no
+  ``inline_weights_to_neff``, placement in ``experimental`` only).
 - ``TORCH_NEURONX_DOUBLE_CORES=N``: act as a host with ``N`` NeuronCores (placement validation, the
   ``DataParallel`` default); unset, asking for the core count is the runtime error of a device-less host.
 The placement functions are in ``experimental`` (up to SDK 2.24) and at the top level (the name since
@@ -22,6 +24,7 @@ SDK 2.25).
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any
 
@@ -53,43 +56,52 @@ __all__ = [
     "trace",
 ]
 
-if os.environ.get("TORCH_NEURONX_DOUBLE_CPU_BACKEND") == "1":
-
-    def trace(
-        func: Any,
-        example_inputs: Any,
-        *_: Any,
-        input_output_aliases: dict = {},  # noqa: B006 - the documented default
-        compiler_workdir: str | os.PathLike | None = None,
-        compiler_args: str | list[str] | None = None,
-        partitioner_config: Any = None,
-        inline_weights_to_neff: bool = True,
-        cpu_backend: bool = False,
-        **kwargs: Any,
-    ) -> Any:
-        """The signature of the current trace API page (with ``cpu_backend``)."""
-        keywords = dict(locals())
-        return trace_impl(*_split(keywords))
-else:
-
-    def trace(
-        func: Any,
-        example_inputs: Any,
-        *_: Any,
-        input_output_aliases: dict = {},  # noqa: B006 - the documented default
-        compiler_workdir: str | os.PathLike | None = None,
-        compiler_args: str | list[str] | None = None,
-        partitioner_config: Any = None,
-        inline_weights_to_neff: bool = True,
-        **kwargs: Any,
-    ) -> Any:
-        """The signature of the trace API page before ``cpu_backend``."""
-        keywords = dict(locals())
-        return trace_impl(*_split(keywords))
+#: The release whose ``trace`` keywords the double has: the 1.13.1.1.12.0 code (``RELEASE=1.13.1.1.12.0``:
+#: no ``inline_weights_to_neff``, which that code only warns about, and no top-level placement names), the
+#: API page before ``cpu_backend`` (default), or the current one (``CPU_BACKEND=1``).
+RELEASE_1_13 = os.environ.get("TORCH_NEURONX_DOUBLE_RELEASE") == "1.13.1.1.12.0"
+EXTRA_KEYWORDS = {"inline_weights_to_neff": True, "cpu_backend": False}
+if RELEASE_1_13:
+    EXTRA_KEYWORDS = {}
+    __version__ = os.environ.get("TORCH_NEURONX_DOUBLE_VERSION", "1.13.1.1.12.0")
+    for _name in ("multicore_context", "neuron_cores_context", "set_multicore", "set_neuron_cores"):
+        del globals()[_name]
+        __all__.remove(_name)
+elif os.environ.get("TORCH_NEURONX_DOUBLE_CPU_BACKEND") != "1":
+    del EXTRA_KEYWORDS["cpu_backend"]
 
 
-def _split(arguments: dict[str, Any]) -> tuple:
-    """``trace``'s arguments as ``trace_impl`` takes them: positional extras, keywords, unknown keywords."""
-    func, example_inputs = arguments.pop("func"), arguments.pop("example_inputs")
-    positional, unknown = arguments.pop("_"), arguments.pop("kwargs")
-    return func, example_inputs, positional, arguments, unknown
+def trace(
+    func: Any,
+    example_inputs: Any,
+    *_: Any,
+    input_output_aliases: dict = {},  # noqa: B006 - the documented default
+    compiler_workdir: str | os.PathLike | None = None,
+    compiler_args: str | list[str] | None = None,
+    partitioner_config: Any = None,
+    **kwargs: Any,
+) -> Any:
+    """``trace`` of the release above: the 1.13.1.1.12.0 code's parameters plus its release's documented
+    keywords (its ``__signature__`` shows them, as the real function's does)."""
+    keywords = {
+        "input_output_aliases": input_output_aliases,
+        "compiler_workdir": compiler_workdir,
+        "compiler_args": compiler_args,
+        "partitioner_config": partitioner_config,
+    }
+    for name, default in EXTRA_KEYWORDS.items():
+        keywords[name] = kwargs.pop(name, default)
+    return trace_impl(func, example_inputs, _, keywords, kwargs)
+
+
+def _signature() -> inspect.Signature:
+    signature = inspect.signature(trace)
+    parameters = list(signature.parameters.values())
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+        for name, default in EXTRA_KEYWORDS.items()
+    ]
+    return signature.replace(parameters=parameters[:-1] + extra + parameters[-1:])
+
+
+trace.__signature__ = _signature()  # type: ignore[attr-defined]
