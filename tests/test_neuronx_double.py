@@ -218,6 +218,13 @@ def test_data_parallel(tnx: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None
     assert parallel.device_ids == [0, 1] and parallel.num_workers == 2
     batch = torch.rand(5, 1, 3, 3)
     assert torch.allclose(parallel(batch), model(batch), atol=1e-6)
+    with pytest.warns(UserWarning, match="not being fully utilized"):
+        parallel(torch.rand(1, 1, 3, 3))  # one chunk for two cores
+    monkeypatch.setenv("NEURON_RT_VISIBLE_CORES", "0")  # placing on 2 cores now fails
+    with pytest.warns(UserWarning, match="Automatic dynamic batching failed"):
+        failed = tnx.DataParallel(traced, device_ids=[0, 1])
+    with pytest.raises(RuntimeError, match="Automatic dynamic batching must be disabled"):
+        failed(batch)
     with pytest.raises(ValueError, match="Expected `nc:#` or an integer, but got: core0"):
         tnx.DataParallel(traced, device_ids=["core0"])
 

@@ -2,12 +2,15 @@
 1.13.1.1.12.0): default cores all visible ones (``RuntimeError`` without a device); core ids as ints or
 ``"nc:#"``; dynamic batching turned on when ``dim == 0`` and ``set_dynamic_batching``; consecutive cores
 get one module placed on all of them, others a copy per core; the input split along ``dim`` into one chunk
-per core (the remainder spread over the first), run on a thread pool and concatenated."""
+per core (the remainder spread over the first), run on a thread pool and concatenated; a placement that
+fails (``ValueError``) leaves ``forward`` refusing to run until ``disable_dynamic_batching()``; an uneven
+split warns that the cores are under-used."""
 
 from __future__ import annotations
 
 import copy
 import re
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -45,19 +48,26 @@ class DataParallel(torch.nn.Module):
         cores = list(range(visible_core_count())) if device_ids is None else device_ids
         self.module, self.dim, self.set_dynamic_batching = module, dim, set_dynamic_batching
         self.device_ids = sorted(_core_index(core) for core in cores)
+        self.dynamic_batching_failed = False
         dynamic_batch(module, set_dynamic_batching and dim == 0)
         self.loaded_modules = self._load(module)
-        self.num_workers = 2 * len(self.loaded_modules)
+        self.split_size = -1
 
     def _load(self, module: torch.nn.Module) -> list[torch.nn.Module]:
         first, count = self.device_ids[0], len(self.device_ids)
-        if self.device_ids == list(range(first, first + count)):
-            set_neuron_cores(module, first, count)
-            return [module]
-        copies = [module] + [copy.deepcopy(module) for _ in self.device_ids[1:]]
-        for core, each in zip(self.device_ids, copies, strict=True):
-            set_neuron_cores(each, core, 1)
-        return copies
+        loaded = [module]
+        try:
+            if self.device_ids == list(range(first, first + count)):
+                set_neuron_cores(module, first, count)
+            else:
+                loaded += [copy.deepcopy(module) for _ in self.device_ids[1:]]
+                for core, each in zip(self.device_ids, loaded, strict=True):
+                    set_neuron_cores(each, core, 1)
+        except ValueError as exc:  # the real code logs it, and forward then refuses to run
+            self.dynamic_batching_failed = True
+            warnings.warn(f"Automatic dynamic batching failed due to {exc}.", stacklevel=3)
+        self.num_workers = 2 * len(loaded)
+        return loaded
 
     def disable_dynamic_batching(self) -> None:
         self.set_dynamic_batching = False
@@ -65,7 +75,18 @@ class DataParallel(torch.nn.Module):
         self.loaded_modules = self._load(self.module)
 
     def forward(self, *inputs: torch.Tensor) -> Any:
+        if self.dynamic_batching_failed and self.set_dynamic_batching:
+            raise RuntimeError(
+                "Automatic dynamic batching must be disabled before running inference. Please disable "
+                "dynamic batching by calling `disable_dynamic_batching() on your DataParallel module."
+            )
         chunks = list(zip(*(_split(t, len(self.device_ids), self.dim) for t in inputs), strict=True))
+        if len(chunks) % len(self.device_ids):
+            warnings.warn(
+                "The NeuronCores are not being fully utilized because `inputs.shape[dim]` is not divisible "
+                "by the number of NeuronCores given in `device_ids`.",
+                stacklevel=2,
+            )
         with ThreadPoolExecutor(self.num_workers) as pool:
             futures = [
                 pool.submit(self.loaded_modules[i % len(self.loaded_modules)], *chunk)
