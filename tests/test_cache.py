@@ -150,9 +150,10 @@ def _double_with_version(folder: Path, version: str) -> Path:
     """A copy of the torch_neuronx TEST DOUBLE that reports another version (another toolchain)."""
     copy = shutil.copytree(DOUBLES, folder)
     init = copy / "torch_neuronx" / "__init__.py"
-    init.write_text(
-        init.read_text().replace('__version__ = "2.13.0.2.99.0+testdouble"', f'__version__ = "{version}"')
-    )
+    text = init.read_text()
+    default = '"TORCH_NEURONX_DOUBLE_VERSION", "2.13.0.2.99.0+testdouble"'
+    assert default in text, "the double's version line changed"
+    init.write_text(text.replace(default, f'"TORCH_NEURONX_DOUBLE_VERSION", "{version}"'))
     return copy
 
 
