@@ -42,10 +42,6 @@ def _torch_neuronx():
     return module
 
 
-def _sets_target(args: list[str]) -> bool:
-    return target_in_args(args) is not None
-
-
 def compiled_for(options: NeuronOptions) -> str | None:
     """The instance family neuronx-cc compiles for: the last ``--target`` of the args (the one it takes),
     else ``neuron-target``."""
@@ -59,7 +55,7 @@ def compiler_args(options: NeuronOptions) -> list[str]:
     args = list(options.compiler_args)
     already = raw_flag_values(args)
     args += compiler_flags({k: v for k, v in options.chosen.items() if k not in already})
-    if options.neuron_target and not _sets_target(args):
+    if options.neuron_target and target_in_args(args) is None:
         args += ["--target", options.neuron_target]
     return args
 
@@ -97,7 +93,7 @@ class NeuronTarget(CompileTarget):
         parameters = inspect.signature(torch_neuronx.trace).parameters
         # Newer SDKs trace on hosts without a device only when asked to (and then need --target).
         if not neuron_device_present() and "cpu_backend" in parameters:
-            if not _sets_target(args):
+            if target_in_args(args) is None:
                 raise TargetUnavailable(
                     "this host has no Neuron device, and torch-neuronx then compiles only for a given "
                     'instance family: set neuron-target = "inf2" (or trn1, trn1n, trn2) in [tool.neuron]'

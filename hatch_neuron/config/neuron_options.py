@@ -78,12 +78,7 @@ class NeuronOptionSettings:
         """These options with ``model``'s set keys replacing them."""
         if model is None:
             return self
-        own = {
-            f.name: getattr(model, f.name)
-            for f in dataclasses.fields(model)
-            if getattr(model, f.name) is not None
-        }
-        return dataclasses.replace(self, **own)
+        return dataclasses.replace(self, **{k.replace("-", "_"): v for k, v in model.chosen().items()})
 
     def chosen(self) -> dict[str, Any]:
         """The keys that are set, by their TOML names: what the manifest records and ``inspect`` shows."""

@@ -3,6 +3,7 @@ onto a NeuronCore (``/dev/neuron*``)."""
 
 from __future__ import annotations
 
+import functools
 import glob
 import importlib
 import importlib.metadata
@@ -80,11 +81,6 @@ def _cores_context(torch_neuronx: Any) -> Any:
     return importlib.import_module("torch_neuronx.experimental").neuron_cores_context
 
 
-def compiled_for(artifact: ArtifactEntry) -> str | None:
-    """The instance family the NEFF was compiled for, as the build recorded it."""
-    return artifact.details.get("neuron_target")
-
-
 def _check_compatible(manifest: Manifest, artifact: ArtifactEntry, torch_neuronx: Any) -> None:
     """Refuse, before ``torch.jit.load``, what the Neuron runtime would refuse less clearly; warn where it
     may work."""
@@ -93,7 +89,7 @@ def _check_compatible(manifest: Manifest, artifact: ArtifactEntry, torch_neuronx
             manifest.built_with.get("torch-neuronx"), getattr(torch_neuronx, "__version__", None)
         ),
         compiler_problem(manifest.built_with.get("neuronx-cc"), _installed("neuronx-cc")),
-        architecture_problem(compiled_for(artifact), host_family()),
+        architecture_problem(artifact.details.get("neuron_target"), host_family()),
     )
     for level, message in filter(None, problems):
         if level == "error":
@@ -101,6 +97,7 @@ def _check_compatible(manifest: Manifest, artifact: ArtifactEntry, torch_neuronx
         warnings.warn(f"{artifact.file}: {message}", RuntimeWarning, stacklevel=4)
 
 
+@functools.cache
 def _installed(distribution: str) -> str | None:
     try:
         return importlib.metadata.version(distribution)
