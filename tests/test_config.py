@@ -82,7 +82,8 @@ ERROR_CASES = [
         "tool.neuron.compiler_args",
         [
             "unknown key; allowed: cache, cache-dir, check, compiler-args, inductor-configs, "
-            "inductor-device, jobs, load, models, module, neuron-options, neuron-target, package, placement, "
+            "inductor-device, jobs, load, models, models-file, module, neuron-options, neuron-target, package, "
+            "placement, "
             "remote-cache, remote-cache-endpoint-url, remote-cache-mode, remote-cache-timeout, replicas, "
             "targets, timeout"
         ],
@@ -103,8 +104,9 @@ ERROR_CASES = [
         with_model(fatcory="pkg:make"),
         f"{ENC}.fatcory",
         [
-            "unknown key; allowed: atol, batch-buckets, buckets, check, compiler-args, dynamic-batch, "
-            "factory, inputs, neuron-options, output-dims, pad-value, rtol, targets, timeout"
+            "unknown key; allowed: atol, batch-buckets, batch-size, buckets, check, compiler-args, "
+            "dynamic-batch, factory, factory-args, inputs, neuron-options, output-dims, pad-value, rtol, "
+            "sequence-length, targets, task, timeout, transformers"
         ],
         "did you mean 'factory'?",
         id="unknown-model-fatcory",
@@ -119,7 +121,7 @@ ERROR_CASES = [
     pytest.param(
         with_input(dtpye="int64"),
         f"{IN0}.dtpye",
-        ["unknown key; allowed: dtype, high, low, shape"],
+        ["unknown key; allowed: dtype, high, low, name, shape"],
         "did you mean 'dtype'?",
         id="unknown-input-dtpye",
     ),
@@ -394,7 +396,7 @@ ERROR_CASES = [
         with_model(factory=DROP),
         f"{ENC}.factory",
         ["missing required key (expected a string)"],
-        None,
+        'or transformers = "<folder or hub id>" for a Hugging Face checkpoint',
         id="missing-factory",
     ),
     pytest.param(

@@ -20,12 +20,15 @@ class ConfigError(ValueError):
         hint: str | None = None,
         file: str | None = None,
         more: tuple[ConfigError, ...] = (),
+        position: tuple[int, int] | None = None,
     ) -> None:
         self.path = path
         self.message = message
         self.hint = hint
         self.file = file
         self.more = more
+        #: (line, column), both from 1, where the file says it (YAML model files).
+        self.position = position
         super().__init__(str(self))
 
     @classmethod
@@ -33,19 +36,26 @@ class ConfigError(ValueError):
         """One error reporting every problem of ``errors`` (and of the ones they carry), first first."""
         problems = [problem for error in errors for problem in error.problems]
         first = problems[0]
-        return cls(first.path, first.message, first.hint, first.file, tuple(problems[1:]))
+        return cls(first.path, first.message, first.hint, first.file, tuple(problems[1:]), first.position)
 
     @property
     def problems(self) -> list[ConfigError]:
-        return [ConfigError(self.path, self.message, self.hint, self.file), *self.more]
+        return [ConfigError(self.path, self.message, self.hint, self.file, (), self.position), *self.more]
 
     def in_file(self, file: str) -> ConfigError:
+        """This error (and those it carries) located in ``file``, where no other file was named yet."""
         return ConfigError(
-            self.path, self.message, self.hint, file, tuple(m.in_file(file) for m in self.more)
+            self.path,
+            self.message,
+            self.hint,
+            self.file or file,
+            tuple(m.in_file(file) for m in self.more),
+            self.position,
         )
 
     def _line(self) -> str:
-        where = f"{self.file}: " if self.file else ""
+        at = "".join(f":{n}" for n in self.position or ())
+        where = f"{self.file}{at}: " if self.file else ""
         text = f"{where}{self.path}: {self.message}"
         return f"{text} ({self.hint})" if self.hint else text
 

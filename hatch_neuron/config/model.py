@@ -38,6 +38,19 @@ TARGETS = TARGET_NAMES
 INDUCTOR_DEVICES = ("cpu", "cuda")
 #: Values of ``neuron-target`` (neuronx-cc ``--target``).
 NEURON_INSTANCE_TARGETS = ("inf2", "trn1", "trn1n", "trn2")
+#: Tasks of models declared by a Hugging Face checkpoint (``transformers = "..."``); ``auto``: from the
+#: checkpoint's ``architectures``.
+TASKS = (
+    "auto",
+    "feature-extraction",
+    "fill-mask",
+    "text-classification",
+    "token-classification",
+    "question-answering",
+    "image-classification",
+)
+#: The keys only a checkpoint model (``transformers = "..."``) takes.
+CHECKPOINT_KEYS = ("task", "sequence-length", "batch-size")
 
 
 @dataclass(frozen=True)
@@ -98,6 +111,30 @@ def fold_name(name: str) -> str:
     return unicodedata.normalize("NFKC", name).casefold()
 
 
+def factory_arg_problem(value: object) -> str | None:
+    """Why ``value`` is not a TOML/YAML scalar, list or table of them (what a factory may receive)."""
+    if isinstance(value, bool | int | str):
+        return None
+    if isinstance(value, float):
+        return None if value == value and abs(value) != float("inf") else f"{value} is not a finite number"
+    if isinstance(value, list):
+        return next((p for p in map(factory_arg_problem, value) if p), None)
+    if isinstance(value, dict):
+        bad = next((k for k in value if not isinstance(k, str)), None)
+        if bad is not None:
+            return f"table keys must be strings, got {bad!r}"
+        return next((p for p in map(factory_arg_problem, value.values()) if p), None)
+    kind = "null" if value is None else type(value).__name__
+    return f"a {kind} is not a string, number, boolean, array or table"
+
+
+def _factory_args(args: dict[str, object]) -> str | None:
+    bad = next((name for name in args if not name.isidentifier() or keyword.iskeyword(name)), None)
+    if bad is not None:
+        return f"{bad!r} is not a Python keyword-argument name"
+    return next((f"{name}: {p}" for name, v in args.items() if (p := factory_arg_problem(v))), None)
+
+
 def _positive_shape(shape: list[int]) -> str | None:
     if not shape:
         return "a shape needs at least one dimension"
@@ -137,7 +174,7 @@ def _identifier(value: str) -> str | None:
 
 @dataclass(frozen=True)
 class InputSpec:
-    """One positional input of a model."""
+    """One input of a model, in call order."""
 
     shape: list[int] = field(metadata={"check": _positive_shape})
     """Static shape, for example ``[1, 128]``. Compiled artifacts accept exactly this shape."""
@@ -151,6 +188,10 @@ class InputSpec:
     high: float | None = None
     """Upper bound (exclusive) of the example values. Default: 2 for integers. Token inputs want the
     vocabulary size here."""
+
+    name: str | None = field(default=None, metadata={"check": _identifier})
+    """The input's name (``input_ids``): the compiled model then takes it as a keyword too, so that
+    ``model(**tokenizer(...))`` works. Give every input a name or none."""
 
     def validate(self, path: str) -> None:
         if self.dtype == "bool":
@@ -182,12 +223,41 @@ class InputSpec:
 class ModelSettings:
     """``[tool.neuron.models.<name>]``: one model to compile. The name is how users import it."""
 
-    factory: str = field(metadata={"check": _factory})
-    """``"module:attribute"`` naming a callable that takes no arguments and returns an ``nn.Module`` or a
-    function of tensors. Imported from the project being built (flat or ``src/`` layout)."""
+    factory: str | None = field(default=None, metadata={"check": _factory})
+    """``"module:attribute"`` naming a callable that returns an ``nn.Module`` or a function of tensors,
+    called with ``factory-args``. Imported from the project being built (flat or ``src/`` layout). A model
+    has a ``factory`` or a ``transformers`` checkpoint."""
 
-    inputs: list[InputSpec]
-    """One table per positional input, in call order."""
+    factory_args: dict[str, object] = field(default_factory=dict, metadata={"check": _factory_args})
+    """Keyword arguments of the factory (``{ width = 32 }``): strings, numbers, booleans, arrays and tables.
+    Part of the cache key. For a ``transformers`` model they go to ``from_pretrained``
+    (``{ attn_implementation = "eager" }``)."""
+
+    transformers: str | None = None
+    """A Hugging Face checkpoint instead of a factory: a folder (relative to the project root) holding
+    ``config.json``, the weights and the tokenizer or image processor, or a hub id (``org/name``) read from
+    the local Hugging Face cache only: a build downloads nothing unless ``HF_HUB_OFFLINE=0`` is set. The
+    model class, the inputs (names, shapes, dtypes, value ranges) and the outputs come from ``task``;
+    transformers is imported only by this model's worker (``pip install 'hatch-neuron[transformers]'``)."""
+
+    task: Literal[TASKS] = "auto"  # type: ignore[valid-type]
+    """What a ``transformers`` model computes, which picks its class and outputs: ``feature-extraction``
+    (AutoModel: ``last_hidden_state``, and ``pooler_output`` where the model has one), ``fill-mask``,
+    ``text-classification``, ``token-classification``, ``image-classification`` (``logits``),
+    ``question-answering`` (``start_logits``, ``end_logits``); ``auto``: from the checkpoint's
+    ``architectures`` (``BertForMaskedLM``: fill-mask; a bare ``BertModel``: feature-extraction)."""
+
+    sequence_length: int | None = None
+    """Tokens per input of a ``transformers`` text model (its compiled dim 1). Default: 128, or the
+    model's ``max_position_embeddings`` where that is smaller."""
+
+    batch_size: int = 1
+    """Batch size (dim 0) of a ``transformers`` model's inputs; ``batch-buckets`` and ``dynamic-batch``
+    apply as to any model."""
+
+    inputs: list[InputSpec] | None = None
+    """One table per input, in call order (required with a ``factory``). A ``transformers`` model's come
+    from its checkpoint unless given here."""
 
     rtol: float | None = None
     """Relative tolerance of the build-time check of compiled against eager output. Default by output
@@ -241,8 +311,7 @@ class ModelSettings:
     ``HATCH_NEURON_TIMEOUT`` replaces this too."""
 
     def validate(self, path: str) -> None:
-        if not self.inputs:
-            raise ConfigError(f"{path}.inputs", "a model needs at least one input")
+        self._check_source(path)
         check_targets(self.targets, f"{path}.targets")
         if self.timeout is not None and self.timeout <= 0:
             raise ConfigError(f"{path}.timeout", f"must be > 0 seconds, got {self.timeout}")
@@ -250,6 +319,8 @@ class ModelSettings:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ConfigError(f"{path}.{name}", f"must be >= 0, got {value}")
+        if self.inputs is None:  # a checkpoint's, derived at build time, then validated again
+            return
         batched = self.dynamic_batch or self.batch_buckets is not None
         if batched and len({spec.shape[0] for spec in self.inputs}) > 1:
             raise ConfigError(
@@ -281,6 +352,41 @@ class ModelSettings:
                 f"{path}.pad-value", f"integer inputs need an integer pad value, got {self.pad_value}"
             )
 
+    def _check_source(self, path: str) -> None:
+        """A factory or a checkpoint (not both); inputs for a factory; names on every input or none."""
+        if (self.factory is None) == (self.transformers is None):
+            if self.factory is not None:
+                raise ConfigError(
+                    f"{path}.transformers",
+                    "a model with a factory takes no transformers checkpoint",
+                    "declare the model by a factory or by a transformers checkpoint, not both",
+                )
+            raise ConfigError(
+                f"{path}.factory",
+                "missing required key (expected a string)",
+                'or transformers = "<folder or hub id>" for a Hugging Face checkpoint',
+            )
+        if self.factory is not None:
+            own = [k for k in CHECKPOINT_KEYS if getattr(self, k.replace("-", "_")) != _DEFAULTS[k]]
+            if own:
+                raise ConfigError(f"{path}.{own[0]}", "is for transformers checkpoints; this model has a factory")
+            if self.inputs is None:
+                raise ConfigError(f"{path}.inputs", "missing required key (expected an array)")
+        elif not self.transformers.strip():
+            raise ConfigError(f"{path}.transformers", "expected a folder or a hub id, got an empty string")
+        for key in ("sequence_length", "batch_size"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ConfigError(f"{path}.{key.replace('_', '-')}", f"must be >= 1, got {value}")
+        if self.inputs == []:
+            raise ConfigError(f"{path}.inputs", "a model needs at least one input")
+        named = [spec.name is not None for spec in self.inputs or ()]
+        if any(named) and not all(named):
+            raise ConfigError(f"{path}.inputs[{named.index(False)}].name", "name every input or none")
+        names = [spec.name for spec in self.inputs or () if spec.name]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"{path}.inputs", f"an input name is used twice: {names}")
+
     def bucketed_dims(self, index: int) -> list[int]:
         """The bucketed dimensions of input ``index``: dim 0 of every input when batched, and dim ``d`` of
         the inputs declared at the largest bucket of ``d``."""
@@ -299,6 +405,9 @@ class ModelSettings:
         elif self.dynamic_batch:
             axes[0] = [self.inputs[0].shape[0]]
         return dict(sorted(axes.items()))
+
+
+_DEFAULTS = {"task": "auto", "sequence-length": None, "batch-size": 1}
 
 
 @dataclass(frozen=True)
@@ -324,6 +433,12 @@ class NeuronSettings:
 
     models: dict[str, ModelSettings] = field(metadata={"key_check": _identifier})
     """The models, one table each; the table name is the name users import."""
+
+    models_file: list[str] | str | None = None
+    """YAML files (relative to the project root) holding more models: ``models:`` with tables in exactly
+    the schema of ``[tool.neuron.models]``, merged with these (a name declared twice is an error). Errors
+    in them name the file, line and column. Read with PyYAML's safe loader; ``on``/``off``/``yes``/``no``
+    are strings there, as in YAML 1.2."""
 
     targets: list[Literal[TARGETS]] = field(  # type: ignore[valid-type]
         default_factory=lambda: ["neuron"],

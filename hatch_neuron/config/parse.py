@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import math
 import os
+import re
 import sys
 import types
 import typing
@@ -19,6 +20,7 @@ from typing import Any, Literal, TypeVar, Union
 
 from .errors import ConfigError, Problems, close_match, closest
 from .model import EnvOverride, NeuronSettings, env_override
+from .models_file import ModelsFile, declared_models, read_models_file
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -100,6 +102,8 @@ def convert(tp: Any, value: Any, path: str) -> Any:
         return table
     if dataclasses.is_dataclass(tp):
         return _convert_dataclass(tp, value, path)
+    if tp is object:  # any TOML/YAML value; the field's own check says which are allowed
+        return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(path, f"expected a number, got {_describe(value)}")
@@ -226,11 +230,62 @@ def _env_overrides(settings: NeuronSettings, environ: Mapping[str, str]) -> Neur
     return result
 
 
-def settings_from_table(table: Any, environ: Mapping[str, str] | None = None) -> NeuronSettings:
-    """Validate a ``[tool.neuron]`` table (already read from TOML), then apply environment overrides."""
+def models_files(table: dict[str, Any], base: Path) -> list[ModelsFile]:
+    """The YAML files ``models-file`` names (relative to ``base``), read; [] when it names none (or is not
+    a string or a list of strings, which the conversion reports)."""
+    names = table.get("models-file")
+    names = [names] if isinstance(names, str) else names
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        return []
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{ROOT}.models-file", f"a file is listed twice: {names}")
+    missing = next((name for name in names if not (base / name).is_file()), None)
+    if missing is not None:
+        raise ConfigError(f"{ROOT}.models-file", f"{missing!r}: no such file in {base}")
+    return [read_models_file(base / name, name) for name in names]
+
+
+def _merge_models(table: dict[str, Any], files: list[ModelsFile]) -> dict[str, Any]:
+    """``table`` with the models of ``files`` added to its own; a name declared twice is an error."""
+    if not files:
+        return table
+    models = dict(table.get("models", {})) if isinstance(table.get("models", {}), dict) else {}
+    where = {name: f"pyproject.toml [{ROOT}.models.{name}]" for name in models}
+    for file in files:
+        for name, model in file.models.items():
+            if name in where:
+                raise file.error(f"models.{name}", f"model {name!r} is also declared in {where[name]}", "declare each model once")
+            models[name] = model
+            line = file.position(f"models.{name}")
+            where[name] = f"{file.name}" + (f":{line[0]}" if line else "")
+    return {**table, "models": models}
+
+
+def _located(exc: ConfigError, files: list[ModelsFile]) -> ConfigError:
+    """``exc`` with each problem of a model from a YAML file reported at that file's line and key path."""
+    declared = declared_models(files)
+    problems = []
+    for problem in exc.problems:
+        rest = problem.path.removeprefix(f"{ROOT}.models.")
+        name = re.split(r"[.\[]", rest, maxsplit=1)[0]
+        if problem.path.startswith(f"{ROOT}.models.") and name in declared:
+            problem = declared[name].error(f"models.{rest}", problem.message, problem.hint)
+        problems.append(problem)
+    return ConfigError.combined(problems)
+
+
+def settings_from_table(
+    table: Any, environ: Mapping[str, str] | None = None, base: Path | None = None
+) -> NeuronSettings:
+    """Validate a ``[tool.neuron]`` table (already read from TOML) and the models files it names
+    (relative to ``base``, default the current folder), then apply environment overrides."""
     if not isinstance(table, dict):
         raise ConfigError(ROOT, f"expected a table, got {_describe(table)}")
-    settings = _convert_dataclass(NeuronSettings, table, ROOT)
+    files = models_files(table, base or Path.cwd())
+    try:
+        settings = _convert_dataclass(NeuronSettings, _merge_models(table, files), ROOT)
+    except ConfigError as exc:
+        raise _located(exc, files) from None
     return _env_overrides(settings, os.environ if environ is None else environ)
 
 
@@ -261,6 +316,6 @@ def load_settings(pyproject: Path, environ: Mapping[str, str] | None = None) -> 
             ROOT, "missing table; declare your models under [tool.neuron.models.<name>]", file=str(pyproject)
         )
     try:
-        return settings_from_table(table, environ)
+        return settings_from_table(table, environ, pyproject.parent)
     except ConfigError as exc:
         raise exc.in_file(str(pyproject)) from None
