@@ -54,6 +54,8 @@ class ModelRequest:
     inputs: list[dict[str, Any]]
     #: Batched along dim 0 (dynamic batching or batch buckets): the checks look for batch-mixing.
     batched: bool
+    #: The factory's keyword arguments.
+    factory_args: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

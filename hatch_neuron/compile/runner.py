@@ -56,12 +56,13 @@ def model_request(plan: BuildPlan, model: ModelPlan) -> ModelRequest:
     """The part of a worker request that describes the model (also what its direct cache key hashes)."""
     return ModelRequest(
         model.name,
-        model.settings.factory,
+        model.factory,
         model.settings.rtol,
         model.settings.atol,
         {target: target_options(target, plan.settings, model) for target in model.targets},
         model.input_specs(),
         model.settings.dynamic_batch or model.settings.batch_buckets is not None,
+        model.factory_args,
     )
 
 

@@ -25,6 +25,7 @@ from ..cache.store import fault_message
 from ..config import NeuronSettings
 from ..plan import BuildPlan, job_label
 from . import get_target
+from .checkpoint import CHECKPOINT_IMPORTS
 from .contracts import ArtifactRecord, BuildContext, ModelResult, Origin, WorkerResult
 from .direct import DirectCache
 from .findings import check_failure
@@ -37,12 +38,17 @@ def usable_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def cache_for(plan: BuildPlan, root: Path) -> LocalCache | None:
-    settings = plan.settings
+def cache_folder(settings: NeuronSettings, root: Path) -> Path | None:
+    """The compile cache's folder (None with the cache off)."""
     if settings.cache == "off":
         return None
     folder = Path(settings.cache_dir) if settings.cache_dir else default_cache_dir()
-    return LocalCache(folder if folder.is_absolute() else root / folder)
+    return folder if folder.is_absolute() else root / folder
+
+
+def cache_for(plan: BuildPlan, root: Path) -> LocalCache | None:
+    folder = cache_folder(plan.settings, root)
+    return None if folder is None else LocalCache(folder)
 
 
 def remote_settings(settings: NeuronSettings) -> RemoteSettings | None:
@@ -199,8 +205,11 @@ class Scheduler:
             pool = WorkerPool(self.jobs, start, self._report, assembled)
             if queue and self.plan.settings.workers == "preloaded":
                 self.server = ForkServer(HATCH_NEURON_HOME)
-                factories = [task.model.settings.factory for task in queue]
-                self.server.preload(factory_imports(factories, list(self.plan.import_paths)))
+                factories = [task.model.settings.factory for task in queue if task.model.checkpoint is None]
+                hints = factory_imports(factories, list(self.plan.import_paths))
+                if any(task.model.checkpoint for task in queue):
+                    hints += CHECKPOINT_IMPORTS
+                self.server.preload(hints)
             try:
                 pool.run(queue)
             finally:

@@ -82,10 +82,10 @@ def import_factory(spec: str) -> Any:
     return obj
 
 
-def build_model(spec: str) -> Any:
+def build_model(spec: str, args: dict[str, Any] | None = None) -> Any:
     factory = import_factory(spec)
     try:
-        made = factory()
+        made = factory(**(args or {}))
     except (Exception, SystemExit) as exc:
         raise ModelError(
             f"factory {spec!r} raised {type(exc).__name__}: {exc}\n{traceback.format_exc().rstrip()}"
@@ -147,7 +147,7 @@ class ModelSession:
         self.request = request.model
         self.name = request.model.model
         torch.manual_seed(0)  # factories that initialise weights randomly get the same weights every build
-        self.model = build_model(request.model.factory)
+        self.model = build_model(request.model.factory, request.model.factory_args)
         self.wrapper = FlatOutputs(self.model).eval()
         self._buckets: dict[str, Any] = {}
         self._traces: dict[str, tuple[torch.jit.ScriptModule, list[str]]] = {}

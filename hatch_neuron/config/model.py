@@ -369,7 +369,9 @@ class ModelSettings:
         if self.factory is not None:
             own = [k for k in CHECKPOINT_KEYS if getattr(self, k.replace("-", "_")) != _DEFAULTS[k]]
             if own:
-                raise ConfigError(f"{path}.{own[0]}", "is for transformers checkpoints; this model has a factory")
+                raise ConfigError(
+                    f"{path}.{own[0]}", "is for transformers checkpoints; this model has a factory"
+                )
             if self.inputs is None:
                 raise ConfigError(f"{path}.inputs", "missing required key (expected an array)")
         elif not self.transformers.strip():
@@ -381,6 +383,11 @@ class ModelSettings:
         if self.inputs == []:
             raise ConfigError(f"{path}.inputs", "a model needs at least one input")
         named = [spec.name is not None for spec in self.inputs or ()]
+        if self.transformers is not None and not all(named):
+            raise ConfigError(
+                f"{path}.inputs[{named.index(False)}].name",
+                "a transformers model's declared inputs need names (the keywords its forward takes)",
+            )
         if any(named) and not all(named):
             raise ConfigError(f"{path}.inputs[{named.index(False)}].name", "name every input or none")
         names = [spec.name for spec in self.inputs or () if spec.name]

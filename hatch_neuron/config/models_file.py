@@ -97,7 +97,9 @@ def read_models_file(path: Path, name: str) -> ModelsFile:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = (mark.line + 1, mark.column + 1) if mark else None
-        raise ConfigError("(file)", f"invalid YAML: {exc.problem or exc}", file=name, position=where) from None
+        raise ConfigError(
+            "(file)", f"invalid YAML: {exc.problem or exc}", file=name, position=where
+        ) from None
     except yaml.YAMLError as exc:  # a tag the safe loader refuses to build, say
         raise ConfigError("(file)", f"invalid YAML: {exc}", file=name) from None
     finally:
@@ -107,7 +109,9 @@ def read_models_file(path: Path, name: str) -> ModelsFile:
         raise found.error("(file)", "expected a mapping with a 'models' key", "models:\n  encoder: {...}")
     for key in data:
         if key not in TOP_KEYS:
-            raise found.error(str(key), f"unknown key; allowed: {', '.join(TOP_KEYS)}", closest(str(key), TOP_KEYS))
+            raise found.error(
+                str(key), f"unknown key; allowed: {', '.join(TOP_KEYS)}", closest(str(key), TOP_KEYS)
+            )
     models = data.get("models")
     if not isinstance(models, dict) or not models:
         raise found.error("models", "expected a table of models (name: {factory: ..., inputs: [...]})")

@@ -254,7 +254,11 @@ def _merge_models(table: dict[str, Any], files: list[ModelsFile]) -> dict[str, A
     for file in files:
         for name, model in file.models.items():
             if name in where:
-                raise file.error(f"models.{name}", f"model {name!r} is also declared in {where[name]}", "declare each model once")
+                raise file.error(
+                    f"models.{name}",
+                    f"model {name!r} is also declared in {where[name]}",
+                    "declare each model once",
+                )
             models[name] = model
             line = file.position(f"models.{name}")
             where[name] = f"{file.name}" + (f":{line[0]}" if line else "")

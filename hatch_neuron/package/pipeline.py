@@ -23,10 +23,13 @@ from packaging.version import Version
 
 from .. import __version__
 from ..cache.store import artifact_sha256
+from ..compile.checkpoint import resolve_checkpoints
 from ..compile.contracts import BuildContext, ModelResult
 from ..compile.runner import CompileError, WorkerTask, run_one
-from ..compile.scheduler import Scheduler, build_versions
+from ..compile.scheduler import Scheduler, build_versions, cache_folder
 from ..config import ConfigError, load_settings
+from ..config.models_file import declared_models
+from ..config.parse import models_files, read_pyproject
 from ..plan import BuildPlan, ModelPlan, make_plan, plan_warnings
 from ..runtime.manifest import ARTIFACT_DIR, MANIFEST
 from ..runtime.schema import InputEntry, Manifest, ModelEntry
@@ -142,7 +145,7 @@ def model_entry(model: ModelPlan, result: ModelResult) -> ModelEntry:
     same in every build)."""
     settings = model.settings
     return ModelEntry(
-        factory=settings.factory,
+        factory=settings.factory or "",
         inputs=[InputEntry.from_json(spec) for spec in model.input_specs()],
         outputs=result.outputs,
         artifacts={t: [r.entry for r in records] for t, records in result.by_target().items()},
@@ -156,6 +159,8 @@ def model_entry(model: ModelPlan, result: ModelResult) -> ModelEntry:
         compiler_args=list(model.compiler_args),
         check=model.check,
         timeout=model.timeout,
+        transformers=settings.transformers,
+        task=model.checkpoint.task if model.checkpoint else None,
     )
 
 
@@ -222,8 +227,11 @@ def generated_module(plan: BuildPlan, editable: bool = False) -> str:
 def _plan(root: Path, project_name: str | None) -> BuildPlan:
     pyproject = root / "pyproject.toml"
     settings = load_settings(pyproject)
+    files = models_files(read_pyproject(pyproject)["tool"]["neuron"], root)
     try:
-        return make_plan(settings, root, project_name)
+        settings, checkpoints = resolve_checkpoints(settings, root, cache_folder(settings, root))
+        declared = {name: file.path for name, file in declared_models(files).items()}
+        return make_plan(settings, root, project_name, checkpoints, declared)
     except ConfigError as exc:
         raise exc.in_file(str(pyproject)) from None
 

@@ -43,6 +43,20 @@ def job_label(model: str, target: str, bucket: Iterable[tuple[int, int] | list[i
     return f"{model} [{where}]"
 
 
+#: The factory that builds a checkpoint model in its workers (``hatch_neuron.compile.checkpoint``).
+CHECKPOINT_LOADER = "hatch_neuron.compile.checkpoint:load_checkpoint"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A model declared by a Hugging Face checkpoint, resolved: where its files are, its task and the
+    names of its inputs (in call order)."""
+
+    folder: str
+    task: str
+    inputs: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class ModelPlan:
     """One model: its settings, the values it takes from the project's (its own where it sets them), and
@@ -57,6 +71,22 @@ class ModelPlan:
     timeout: float = 3600.0
     #: The typed ``neuron-options``, the model's keys over the project's.
     neuron_options: NeuronOptionSettings = dataclasses.field(default_factory=NeuronOptionSettings)
+    checkpoint: Checkpoint | None = None
+    #: The YAML models file that declares the model (None: pyproject.toml).
+    declared_in: Path | None = None
+
+    @property
+    def factory(self) -> str:
+        """What the model's workers call to build it."""
+        return CHECKPOINT_LOADER if self.checkpoint else str(self.settings.factory)
+
+    @property
+    def factory_args(self) -> dict[str, Any]:
+        """The keyword arguments of :attr:`factory`."""
+        if self.checkpoint is None:
+            return dict(self.settings.factory_args)
+        folder, task, inputs = self.checkpoint.folder, self.checkpoint.task, list(self.checkpoint.inputs)
+        return {"folder": folder, "task": task, "inputs": inputs, "options": dict(self.settings.factory_args)}
 
     def buckets(self) -> list[Bucket]:
         """Every combination of the bucketed dimensions' sizes (one ``()`` when nothing is bucketed)."""
@@ -74,6 +104,8 @@ class ModelPlan:
                 if dim in bucketed:
                     shape[dim] = size
             specs.append({"shape": shape, "dtype": spec.dtype, "low": low, "high": high})
+            if spec.name is not None:
+                specs[-1]["name"] = spec.name
             if bucketed:
                 specs[-1]["bucketed"] = bucketed
         return specs
@@ -165,7 +197,15 @@ def check_own_package(package: str, root: Path) -> None:
     )
 
 
-def make_plan(settings: NeuronSettings, root: Path, project_name: str | None = None) -> BuildPlan:
+def make_plan(
+    settings: NeuronSettings,
+    root: Path,
+    project_name: str | None = None,
+    checkpoints: dict[str, Checkpoint] | None = None,
+    declared_in: dict[str, Path] | None = None,
+) -> BuildPlan:
+    """The plan of ``settings`` (whose checkpoint models' inputs are resolved: ``checkpoints``);
+    ``declared_in``: the YAML file of each model declared in one."""
     if settings.package:
         check_own_package(settings.package, root)
     package = settings.package or infer_package(root, project_name)
@@ -180,6 +220,8 @@ def make_plan(settings: NeuronSettings, root: Path, project_name: str | None = N
             model.check or settings.check,
             model.timeout or settings.timeout,
             settings.neuron_options.merged(model.neuron_options),
+            (checkpoints or {}).get(name),
+            (declared_in or {}).get(name),
         )
         jobs = tuple(CompileJob(name, t, bucket) for t in plan.targets for bucket in plan.buckets())
         models.append(dataclasses.replace(plan, jobs=jobs))

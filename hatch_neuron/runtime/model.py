@@ -125,6 +125,8 @@ class CompiledModel:
             ) from None
         self.input_shapes = self.policy.shapes
         self.input_dtypes = self.policy.dtypes
+        #: The inputs' names, which calls may use as keywords (empty: positional only).
+        self.input_names = tuple(spec.name for spec in entry.inputs if spec.name)
         self.replicas = replica_count(manifest)
         self._placement = manifest.placement
         self._modules: dict[tuple[int, ...], list[Any]] | None = None
@@ -196,9 +198,26 @@ class CompiledModel:
     def check_inputs(self, args: tuple[Any, ...]) -> dict[int, int]:
         return self.policy.check(args)
 
+    def _positional(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+        """The inputs of a call in declaration order, keywords bound by name as Python binds them."""
+        names = self.input_names
+        if not names:
+            raise TypeError(f"{self.name}: takes positional inputs only, got keywords {sorted(kwargs)}")
+        takes = f"it takes {', '.join(names)}"
+        unknown = sorted(set(kwargs) - set(names))
+        if unknown:
+            raise TypeError(f"{self.name}: unexpected keyword input(s) {', '.join(unknown)}; {takes}")
+        twice = [name for name in names[: len(args)] if name in kwargs]
+        if twice:
+            raise TypeError(f"{self.name}: input {twice[0]!r} given both by position and by keyword")
+        missing = [name for name in names[len(args) :] if name not in kwargs]
+        if missing:
+            raise TypeError(f"{self.name}: missing input(s) {', '.join(missing)}; {takes}")
+        return (*args, *(kwargs[name] for name in names[len(args) :]))
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if kwargs:
-            raise TypeError(f"{self.name}: takes positional inputs only, got keywords {sorted(kwargs)}")
+            args = self._positional(args, kwargs)
         sizes = self.policy.check(args)
         if self._modules is None:
             self.load()

@@ -220,14 +220,27 @@ class InputEntry:
     high: float | None = None
     #: The dims of this input that follow the buckets.
     bucketed: list[int] = field(default_factory=list)
+    #: The keyword the compiled model also takes this input as (None: positional only).
+    name: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        data = {"shape": self.shape, "dtype": self.dtype, "low": self.low, "high": self.high}
-        return {**data, "bucketed": self.bucketed} if self.bucketed else data
+        data: dict[str, Any] = {"shape": self.shape, "dtype": self.dtype, "low": self.low, "high": self.high}
+        if self.bucketed:
+            data["bucketed"] = self.bucketed
+        if self.name is not None:
+            data["name"] = self.name
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> InputEntry:
-        return cls(data["shape"], data["dtype"], data.get("low"), data.get("high"), data.get("bucketed", []))
+        return cls(
+            data["shape"],
+            data["dtype"],
+            data.get("low"),
+            data.get("high"),
+            data.get("bucketed", []),
+            data.get("name"),
+        )
 
 
 @dataclass(frozen=True)
@@ -266,9 +279,14 @@ class ModelEntry:
     compiler_args: list[str] = field(default_factory=list)
     check: str = "error"
     timeout: float | None = None
+    #: The Hugging Face checkpoint the model was declared by (as the project names it), and its task.
+    transformers: str | None = None
+    task: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        checkpoint = {"transformers": self.transformers, "task": self.task} if self.transformers else {}
         return {
+            **checkpoint,
             "factory": self.factory,
             "inputs": [spec.to_json() for spec in self.inputs],
             "outputs": self.outputs.to_json(),
@@ -300,6 +318,8 @@ class ModelEntry:
             compiler_args=data.get("compiler_args", []),
             check=data.get("check", "error"),
             timeout=data.get("timeout"),
+            transformers=data.get("transformers"),
+            task=data.get("task"),
         )
 
 
