@@ -236,10 +236,10 @@ def model_class(transformers: Any, config: Any, task: str) -> Any:
         ) from None
 
 
-def _image_size(config: Any, processor: Any) -> list[int]:
+def _image_size(config: Any, processor: dict[str, Any]) -> list[int]:
     size = getattr(config, "image_size", None)
     if size is None:  # CNN configs (ResNet, ConvNeXt): the processor's crop or resize
-        found = getattr(processor, "crop_size", None) or getattr(processor, "size", None) or {}
+        found = processor.get("crop_size") or processor.get("size") or {}
         size = [found["height"], found["width"]] if "height" in found else found.get("shortest_edge")
     if size is None:
         raise CheckpointError("no image_size in the config nor a size in the image processor")
@@ -247,16 +247,19 @@ def _image_size(config: Any, processor: Any) -> list[int]:
 
 
 def describe(folder: str, task: str, batch_size: int, sequence_length: int | None) -> dict[str, Any]:
-    """The inputs of the checkpoint at ``folder`` for ``task``: the preprocessor's ``model_input_names``
-    that the model's ``forward`` takes, in that order, as input specs."""
+    """The inputs of the checkpoint at ``folder`` for ``task``: the tokenizer's (or image processor's)
+    ``model_input_names`` that the model's ``forward`` takes, in that order, as input specs."""
     transformers = _transformers()
     config = transformers.AutoConfig.from_pretrained(folder)
     cls = model_class(transformers, config, task)
     takes = inspect.signature(cls.forward).parameters
     if "pixel_values" in takes and "input_ids" not in takes:
-        processor = transformers.AutoImageProcessor.from_pretrained(folder)
+        # the image processor's saved settings, read as such: its class needs PIL and torchvision, which
+        # a build has no use for
+        saved = Path(folder, "preprocessor_config.json")
+        processor = json.loads(saved.read_text()) if saved.is_file() else {}
         shape = [batch_size, getattr(config, "num_channels", 3), *_image_size(config, processor)]
-        names = [n for n in processor.model_input_names if n in takes]
+        names = [n for n in processor.get("model_input_names", ["pixel_values"]) if n in takes]
         return {"inputs": [{"name": n, "shape": shape, "dtype": "float32"} for n in names]}
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
     longest = getattr(config, "max_position_embeddings", None) or DEFAULT_SEQUENCE_LENGTH

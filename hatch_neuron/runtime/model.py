@@ -216,7 +216,7 @@ class CompiledModel:
         return (*args, *(kwargs[name] for name in names[len(args) :]))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if kwargs:
+        if kwargs or len(args) < len(self.input_names):
             args = self._positional(args, kwargs)
         sizes = self.policy.check(args)
         if self._modules is None:
