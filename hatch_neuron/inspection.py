@@ -243,7 +243,8 @@ def inspect_path(target: str) -> list[dict[str, Any]]:
 
 
 def _spec(spec: dict[str, Any]) -> str:
-    text = f"{spec['shape']} {spec['dtype']}"
+    text = f"{spec['name']}: " if spec.get("name") else ""
+    text += f"{spec['shape']} {spec['dtype']}"
     if spec.get("low") is not None:
         text += f" in [{spec['low']:g}, {spec['high']:g})"
     return text
@@ -287,7 +288,12 @@ def _render_report(report: dict[str, Any]) -> list[str]:
         + (f" ({here['error']})" if here.get("error") else "")
     )
     for name, model in report["models"].items():
-        lines.append(f"  model {name}  ({model['factory']})")
+        source = (
+            f"transformers {model['transformers']}, task {model['task']}"
+            if model.get("transformers")
+            else model["factory"]
+        )
+        lines.append(f"  model {name}  ({source})")
         if "targets" in model:  # manifests before per-model settings lack these
             lines.append(
                 f"    targets: {', '.join(model['targets'])}   compiler args: "

@@ -323,3 +323,23 @@ def load_settings(pyproject: Path, environ: Mapping[str, str] | None = None) -> 
         return settings_from_table(table, environ, pyproject.parent)
     except ConfigError as exc:
         raise exc.in_file(str(pyproject)) from None
+
+
+def declaration_files(root: Path) -> list[Path]:
+    """The files besides the sources that a wheel build of the project at ``root`` reads for
+    ``[tool.neuron]``: its YAML models files and the files of its own checkpoint folders (what an sdist
+    must hold). [] for a project without ``[tool.neuron]`` or whose declarations do not parse."""
+    try:
+        table = _tool_table(read_pyproject(root / "pyproject.toml"), root / "pyproject.toml").get("neuron")
+        files = models_files(table, root) if isinstance(table, dict) else []
+    except (OSError, ConfigError):
+        return []
+    declared = [*(table.get("models", {}) if isinstance(table.get("models"), dict) else {}).values()]
+    declared += [model for file in files for model in file.models.values()]
+    found = [file.path for file in files]
+    for model in declared:
+        source = model.get("transformers") if isinstance(model, dict) else None
+        folder = root / source if isinstance(source, str) and source else None
+        if folder is not None and folder.is_dir() and folder.resolve().is_relative_to(root.resolve()):
+            found += sorted(p for p in folder.rglob("*") if p.is_file())
+    return found

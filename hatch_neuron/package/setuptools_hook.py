@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, has_neuron_table
+from ..config.parse import declaration_files
 
 
 def finalize_distribution_options(dist: Any) -> None:
@@ -83,6 +84,14 @@ def finalize_distribution_options(dist: Any) -> None:
         return cls
 
     dist.get_command_class = get_command_class
+
+
+def sdist_files(dirname: str = "") -> list[str]:
+    """The ``setuptools.file_finders`` hook: the YAML models files and the project's own checkpoint
+    folders that ``[tool.neuron]`` names, so that setuptools' sdists hold them (Hatchling's include every
+    file of the project anyway); nothing for other projects."""
+    root = Path(dirname or os.curdir)
+    return [os.path.join(dirname, os.path.relpath(p, root)) for p in declaration_files(root)]
 
 
 def _request_torch(dist: Any, pyproject: Path) -> None:
