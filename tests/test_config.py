@@ -82,10 +82,9 @@ ERROR_CASES = [
         "tool.neuron.compiler_args",
         [
             "unknown key; allowed: cache, cache-dir, check, compiler-args, inductor-configs, "
-            "inductor-device, jobs, load, models, models-file, module, neuron-options, neuron-target, package, "
-            "placement, "
-            "remote-cache, remote-cache-endpoint-url, remote-cache-mode, remote-cache-timeout, replicas, "
-            "targets, timeout"
+            "inductor-device, jobs, load, models, models-file, module, neuron-options, neuron-target, "
+            "package, placement, remote-cache, remote-cache-endpoint-url, remote-cache-mode, "
+            "remote-cache-timeout, replicas, targets, timeout"
         ],
         "did you mean 'compiler-args'?",
         id="unknown-top-compiler_args",

@@ -103,11 +103,11 @@ def test_every_problem_of_a_yaml_file_at_its_own_line(tmp_path: Path) -> None:
         ),
         (
             "models: []\n",
-            "neuron-models.yaml:1:1: models: expected a table of models (name: {factory: ..., inputs: [...]})",
+            "neuron-models.yaml:1:1: models: expected a table of models (name: {factory: ..., inputs: ",
         ),
         (
             "models:\n  conv: [\n",
-            "neuron-models.yaml:3:1: (file): invalid YAML: expected the node content, but found '<stream end>'",
+            "neuron-models.yaml:3:1: (file): invalid YAML: expected the node content, but found ",
         ),
         (
             "models: !!python/object/apply:os.system [echo pwned]\n",
@@ -116,8 +116,8 @@ def test_every_problem_of_a_yaml_file_at_its_own_line(tmp_path: Path) -> None:
         ),
         (
             CONV + "    factory-args: {when: 2024-01-02, none: null}\n",
-            "neuron-models.yaml:6:5: models.conv.factory-args: when: a date is not a string, number, boolean, "
-            "array or table",
+            "neuron-models.yaml:6:5: models.conv.factory-args: when: a date is not a string, number, "
+            "boolean, array or table",
         ),
     ],
     ids=[
@@ -258,7 +258,7 @@ def test_a_hub_id_not_in_the_cache_is_never_downloaded(
 
 def test_a_folder_without_config_is_no_checkpoint(tmp_path: Path) -> None:
     (tmp_path / "models" / "x").mkdir(parents=True)
-    with pytest.raises(ConfigError, match="has no config.json; it is not a Hugging Face checkpoint folder"):
+    with pytest.raises(ConfigError, match=r"has no config\.json; it is not a Hugging Face checkpoint folder"):
         checkpoint.checkpoint_folder("models/x", tmp_path, "p")
 
 
