@@ -33,7 +33,20 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("project", nargs="?", default=".", help="the project folder (default: .)")
     check.add_argument("--model", action="append", help="check only this model (repeatable)")
     cache_commands.add_parser(commands)
+    schema = commands.add_parser(
+        "schema",
+        help="print the JSON Schema of [tool.neuron] (for editors)",
+        description="Print the JSON Schema of [tool.neuron], generated from the settings model, for editors "
+        "that validate pyproject.toml tables (taplo / Even Better TOML); --models-file: the schema of a YAML "
+        "models file (yaml-language-server).",
+    )
+    schema.add_argument("--models-file", action="store_true", help="the schema of a YAML models file")
     args = parser.parse_args(argv)
+    if args.command == "schema":
+        from .config.schema import schema_text
+
+        print(schema_text("models-file" if args.models_file else "pyproject"), end="")
+        return 0
     if args.command == "check":
         return run_check(Path(args.project), args.model)
     if args.command == "cache":

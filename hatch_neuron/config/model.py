@@ -76,6 +76,13 @@ class EnvOverride:
     also: str = ""
 
 
+#: What JSON Schema can say of a value that ``_identifier`` accepts (keywords aside).
+IDENTIFIER_SCHEMA = {"pattern": "^[A-Za-z][A-Za-z0-9_]*$", "not": {"enum": keyword.kwlist}}
+POSITIVE_INTEGERS = {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 1}}
+BUCKET_SIZES = {**POSITIVE_INTEGERS, "uniqueItems": True}
+TARGET_LIST = {"minItems": 1, "uniqueItems": True}
+
+
 def env_override(f: object) -> EnvOverride | None:
     """The environment variable of a settings field, if it has one."""
     return getattr(f, "metadata", {}).get("env")
@@ -176,7 +183,7 @@ def _identifier(value: str) -> str | None:
 class InputSpec:
     """One input of a model, in call order."""
 
-    shape: list[int] = field(metadata={"check": _positive_shape})
+    shape: list[int] = field(metadata={"check": _positive_shape, "schema": POSITIVE_INTEGERS})
     """Static shape, for example ``[1, 128]``. Compiled artifacts accept exactly this shape."""
 
     dtype: Literal[DTYPES] = "float32"  # type: ignore[valid-type]
@@ -189,7 +196,7 @@ class InputSpec:
     """Upper bound (exclusive) of the example values. Default: 2 for integers. Token inputs want the
     vocabulary size here."""
 
-    name: str | None = field(default=None, metadata={"check": _identifier})
+    name: str | None = field(default=None, metadata={"check": _identifier, "schema": IDENTIFIER_SCHEMA})
     """The input's name (``input_ids``): the compiled model then takes it as a keyword too, so that
     ``model(**tokenizer(...))`` works. Give every input a name or none."""
 
@@ -223,12 +230,17 @@ class InputSpec:
 class ModelSettings:
     """``[tool.neuron.models.<name>]``: one model to compile. The name is how users import it."""
 
-    factory: str | None = field(default=None, metadata={"check": _factory})
+    factory: str | None = field(
+        default=None, metadata={"check": _factory, "schema": {"pattern": _FACTORY.pattern}}
+    )
     """``"module:attribute"`` naming a callable that returns an ``nn.Module`` or a function of tensors,
     called with ``factory-args``. Imported from the project being built (flat or ``src/`` layout). A model
     has a ``factory`` or a ``transformers`` checkpoint."""
 
-    factory_args: dict[str, object] = field(default_factory=dict, metadata={"check": _factory_args})
+    factory_args: dict[str, object] = field(
+        default_factory=dict,
+        metadata={"check": _factory_args, "schema": {"propertyNames": IDENTIFIER_SCHEMA}},
+    )
     """Keyword arguments of the factory (``{ width = 32 }``): strings, numbers, booleans, arrays and tables.
     Part of the cache key. For a ``transformers`` model they go to ``from_pretrained``
     (``{ attn_implementation = "eager" }``)."""
@@ -247,27 +259,29 @@ class ModelSettings:
     ``question-answering`` (``start_logits``, ``end_logits``); ``auto``: from the checkpoint's
     ``architectures`` (``BertForMaskedLM``: fill-mask; a bare ``BertModel``: feature-extraction)."""
 
-    sequence_length: int | None = None
+    sequence_length: int | None = field(default=None, metadata={"schema": {"minimum": 1}})
     """Tokens per input of a ``transformers`` text model (its compiled dim 1). Default: 128, or the
     model's ``max_position_embeddings`` where that is smaller."""
 
-    batch_size: int = 1
+    batch_size: int = field(default=1, metadata={"schema": {"minimum": 1}})
     """Batch size (dim 0) of a ``transformers`` model's inputs; ``batch-buckets`` and ``dynamic-batch``
     apply as to any model."""
 
-    inputs: list[InputSpec] | None = None
+    inputs: list[InputSpec] | None = field(default=None, metadata={"schema": {"minItems": 1}})
     """One table per input, in call order (required with a ``factory``). A ``transformers`` model's come
     from its checkpoint unless given here."""
 
-    rtol: float | None = None
+    rtol: float | None = field(default=None, metadata={"schema": {"minimum": 0}})
     """Relative tolerance of the build-time check of compiled against eager output. Default by output
     dtype: 1e-4 for float64, 1e-3 for float32, 1e-2 for float16/bfloat16, exact for integers."""
 
-    atol: float | None = None
+    atol: float | None = field(default=None, metadata={"schema": {"minimum": 0}})
     """Absolute tolerance of that check. Default by output dtype: 1e-6 (float64), 1e-4 (float32),
     1e-2 (16-bit)."""
 
-    batch_buckets: list[int] | None = field(default=None, metadata={"check": _bucket_sizes})
+    batch_buckets: list[int] | None = field(
+        default=None, metadata={"check": _bucket_sizes, "schema": BUCKET_SIZES}
+    )
     """Batch sizes (dim 0) to compile one artifact each for, e.g. ``[1, 4, 8]``; the declared shapes give
     the other dimensions. A call runs on the smallest bucket its batch fits in, padded with ``pad-value``,
     and the outputs are trimmed back. Every input's dim 0 is the batch."""
@@ -277,7 +291,12 @@ class ModelSettings:
     than the largest batch bucket is split into chunks of that size, the last one padded, and the outputs
     are concatenated along dim 0. Without ``batch-buckets`` the declared dim 0 is the only bucket."""
 
-    buckets: dict[str, list[int]] = field(default_factory=dict)
+    buckets: dict[str, list[int]] = field(
+        default_factory=dict,
+        metadata={
+            "schema": {"propertyNames": {"pattern": "^[1-9][0-9]*$"}, "additionalProperties": BUCKET_SIZES}
+        },
+    )
     """Buckets on other dimensions, by dimension index, e.g. ``{ 1 = [32, 64, 128] }`` for sequence
     length. Applies to the inputs whose declared size at that dimension is the largest bucket (declare
     shapes at their largest); one artifact per combination of buckets."""
@@ -290,7 +309,9 @@ class ModelSettings:
     dimension that each of its dimensions follows, or -1, e.g. ``{ 0 = [0, 1, -1] }``. By default an output
     dimension follows a bucketed dimension when its size equals the bucket size in every artifact."""
 
-    targets: list[Literal[TARGETS]] | None = None  # type: ignore[valid-type]
+    targets: list[Literal[TARGETS]] | None = field(  # type: ignore[valid-type]
+        default=None, metadata={"schema": TARGET_LIST}
+    )
     """This model's compile targets, in order of preference at load time, instead of the top-level
     ``targets``: for example ``["cpu"]`` for a model that ``torch.export`` cannot export (no ``inductor``).
     ``HATCH_NEURON_TARGETS`` replaces this too."""
@@ -306,7 +327,7 @@ class ModelSettings:
     check: Literal["error", "warn", "off"] | None = None
     """The pre-flight checks for this model instead of the top-level ``check``."""
 
-    timeout: float | None = None
+    timeout: float | None = field(default=None, metadata={"schema": {"exclusiveMinimum": 0}})
     """Seconds one worker process of this model may take, instead of the top-level ``timeout``.
     ``HATCH_NEURON_TIMEOUT`` replaces this too."""
 
@@ -421,10 +442,10 @@ _DEFAULTS = {"task": "auto", "sequence-length": None, "batch-size": 1}
 class CorePlacement:
     """A fixed range of NeuronCores (relative to the cores visible to the process)."""
 
-    start: int
+    start: int = field(metadata={"schema": {"minimum": 0}})
     """First NeuronCore."""
 
-    count: int = 1
+    count: int = field(default=1, metadata={"schema": {"minimum": 1}})
     """How many NeuronCores, from ``start``."""
 
     def validate(self, path: str) -> None:
@@ -438,7 +459,9 @@ class CorePlacement:
 class NeuronSettings:
     """``[tool.neuron]``: what to compile and how the built package loads it."""
 
-    models: dict[str, ModelSettings] = field(metadata={"key_check": _identifier})
+    models: dict[str, ModelSettings] = field(
+        metadata={"key_check": _identifier, "schema": {"propertyNames": IDENTIFIER_SCHEMA}}
+    )
     """The models, one table each; the table name is the name users import."""
 
     models_file: list[str] | str | None = None
@@ -452,7 +475,8 @@ class NeuronSettings:
         metadata={
             "env": EnvOverride(
                 "HATCH_NEURON_TARGETS", item="target", models_too=True, value="comma-separated targets"
-            )
+            ),
+            "schema": TARGET_LIST,
         },
     )
     """Compile targets, in order of preference at load time: ``neuron`` (``torch_neuronx.trace``),
@@ -461,10 +485,12 @@ class NeuronSettings:
     (AOTInductor native code, x86-64 with AVX2, exact torch), ``cpu`` (TorchScript, runs anywhere).
     ``HATCH_NEURON_TARGETS=cpu`` (comma-separated) replaces this at build time."""
 
-    module: str = field(default="compiled", metadata={"check": _identifier})
+    module: str = field(default="compiled", metadata={"check": _identifier, "schema": IDENTIFIER_SCHEMA})
     """Name of the generated module: models are imported from ``<package>.<module>``."""
 
-    package: str | None = field(default=None, metadata={"check": _dotted_name})
+    package: str | None = field(
+        default=None, metadata={"check": _dotted_name, "schema": {"pattern": _DOTTED.pattern}}
+    )
     """Import package that receives the artifacts. Default: inferred from the project name, or the only
     top-level package of the project."""
 
@@ -501,7 +527,11 @@ class NeuronSettings:
     """``import``: load every model when the generated module is imported; ``lazy``: on first call."""
 
     warmup: int | Literal["auto"] = field(
-        default="auto", metadata={"env": EnvOverride("HATCH_NEURON_WARMUP", when="run")}
+        default="auto",
+        metadata={
+            "env": EnvOverride("HATCH_NEURON_WARMUP", when="run"),
+            "schema": {"anyOf": [{"type": "integer", "minimum": 0}, {"enum": ["auto"]}]},
+        },
     )
     """Calls each artifact runs, on zeros of its compiled shapes, when it loads, so that a user's first
     call runs at steady-state speed: TorchScript (``cpu``, ``neuron``) optimises its graph over the first
@@ -516,7 +546,8 @@ class NeuronSettings:
         metadata={
             "env": EnvOverride(
                 "HATCH_NEURON_TIMEOUT", expects="a positive number of seconds", models_too=True
-            )
+            ),
+            "schema": {"exclusiveMinimum": 0},
         },
     )
     """Seconds one worker process (a model's checks, or one compile job: import, trace, compile, verify)
@@ -557,7 +588,8 @@ class NeuronSettings:
                 empty_unsets=True,
                 value="a URL (empty: none)",
                 also="`cache --remote`",
-            )
+            ),
+            "schema": {"pattern": "://"},
         },
     )
     """A compile cache shared by many machines, layered under the local one: any fsspec URL, such as
@@ -579,14 +611,19 @@ class NeuronSettings:
     remote_cache_timeout: float = field(
         default=10.0,
         metadata={
-            "env": EnvOverride("HATCH_NEURON_REMOTE_CACHE_TIMEOUT", expects="a positive number of seconds")
+            "env": EnvOverride("HATCH_NEURON_REMOTE_CACHE_TIMEOUT", expects="a positive number of seconds"),
+            "schema": {"exclusiveMinimum": 0},
         },
     )
     """Seconds one remote operation (connect, or one read or write) may take before the remote cache is
     given up for the rest of the build. ``HATCH_NEURON_REMOTE_CACHE_TIMEOUT`` overrides."""
 
     jobs: int | None = field(
-        default=None, metadata={"env": EnvOverride("HATCH_NEURON_JOBS", expects="a whole number >= 1")}
+        default=None,
+        metadata={
+            "env": EnvOverride("HATCH_NEURON_JOBS", expects="a whole number >= 1"),
+            "schema": {"minimum": 1},
+        },
     )
     """How many compile jobs (a model at one bucket for one target) run at once, each in its own worker
     process. Default: the number of CPUs this process may use. Each worker gets the CPUs divided by the
@@ -601,7 +638,10 @@ class NeuronSettings:
     such as transformers, saving seconds per worker; ``fresh`` starts each in a new interpreter. Both run
     each model's code in a process of its own. ``HATCH_NEURON_WORKERS`` overrides."""
 
-    replicas: int = field(default=1, metadata={"env": EnvOverride("HATCH_NEURON_REPLICAS", when="run")})
+    replicas: int = field(
+        default=1,
+        metadata={"env": EnvOverride("HATCH_NEURON_REPLICAS", when="run"), "schema": {"minimum": 1}},
+    )
     """Copies of each model to load (one per NeuronCore on ``neuron``, one per thread on ``cpu``); chunks
     of a dynamically batched call run on them concurrently."""
 

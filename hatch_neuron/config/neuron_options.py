@@ -46,7 +46,9 @@ class NeuronOptionSettings:
     """``--auto-cast-type``: the type ``auto-cast`` casts to: ``bf16`` (neuronx-cc's default), ``fp16``,
     ``tf32`` or ``fp8_e4m3``."""
 
-    optlevel: int | None = field(default=None, metadata={"check": _optlevel})
+    optlevel: int | None = field(
+        default=None, metadata={"check": _optlevel, "schema": {"enum": list(OPTLEVELS)}}
+    )
     """``--optlevel``: 1 (fastest compile), 2 (neuronx-cc's default) or 3 (most optimisation)."""
 
     model_type: Literal[MODEL_TYPES] | None = None  # type: ignore[valid-type]
