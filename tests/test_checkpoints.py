@@ -126,13 +126,13 @@ def write_project(root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def checkpoint_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(the project, the folder its wheel is installed into)."""
+def checkpoint_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """(the project, the folder its wheel is installed into, the compile cache it was built with)."""
     project = write_project(tmp_path_factory.mktemp("hf") / "project")
     out = tmp_path_factory.mktemp("hf-wheel")
     cache = tmp_path_factory.mktemp("hf-cache")
-    pip_wheel(project, out, env=clean_env(HATCH_NEURON_CACHE_DIR=str(cache)))
-    return project, install(single_wheel(out), tmp_path_factory.mktemp("hf-site"))
+    pip_wheel(project, out, env=clean_env(HATCH_NEURON_CACHE="on", HATCH_NEURON_CACHE_DIR=str(cache)))
+    return project, install(single_wheel(out), tmp_path_factory.mktemp("hf-site")), cache
 
 
 COMPARE = """\
@@ -190,7 +190,7 @@ print(json.dumps(found))
 
 
 def test_checkpoints_match_transformers(checkpoint_build: tuple[Path, Path]) -> None:
-    project, site = checkpoint_build
+    project, site, _ = checkpoint_build
     found = run_json(COMPARE.format(checkpoints=str(project / "checkpoints")), site)
     assert isinstance(found, dict)
     assert found["embed_keys"] == ["last_hidden_state", "pooler_output"]
@@ -207,7 +207,7 @@ def test_checkpoints_match_transformers(checkpoint_build: tuple[Path, Path]) -> 
 
 
 def test_manifest_records_the_checkpoints(checkpoint_build: tuple[Path, Path]) -> None:
-    _, site = checkpoint_build
+    _, site, _ = checkpoint_build
     manifest = json.loads((site / "hfmodels" / "_hatch_neuron" / "manifest.json").read_text())
     models = manifest["models"]
     assert (models["embed"]["transformers"], models["embed"]["task"]) == (
@@ -230,3 +230,27 @@ def test_manifest_records_the_checkpoints(checkpoint_build: tuple[Path, Path]) -
     assert (
         "transformers" not in models["scaled"] and models["scaled"]["factory"] == "hfmodels.nets:make_scaled"
     )
+
+
+def _rebuild(project: Path, cache: Path, out: Path) -> list[str]:
+    """The hatch-neuron lines of a rebuild with the same cache."""
+    done = pip_wheel(project, out, env=clean_env(HATCH_NEURON_CACHE="on", HATCH_NEURON_CACHE_DIR=str(cache)))
+    return [line.strip() for line in (done.stdout + done.stderr).splitlines() if "hatch-neuron:" in line]
+
+
+def test_warm_rebuilds_follow_the_checkpoint_and_yaml_files(
+    checkpoint_build: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """Nothing changed: every artifact a direct hit (no worker, no transformers). The YAML file is part
+    of its models' direct records, a checkpoint's weights of its model's."""
+    project, _, cache = checkpoint_build
+    lines = _rebuild(project, cache, tmp_path / "1")
+    assert sum("cached (files unchanged)" in line for line in lines) == 5, lines
+    models_file = project / "neuron-models.yaml"
+    models_file.write_text(models_file.read_text() + "# edited\n")
+    weights = project / "checkpoints" / "bert" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes())  # the same bytes: still a hit
+    lines = _rebuild(project, cache, tmp_path / "2")
+    unchanged = {line.split(":")[1].split("[")[0].strip() for line in lines if "(files unchanged)" in line}
+    assert unchanged == {"embed", "classify"}, lines
+    assert any("0 artifact(s) compiled, 5 from the cache" in line for line in lines), lines

@@ -135,8 +135,15 @@ class DirectCache:
         """Keep what this build found for the model, for the next build to take."""
         if self.cache is None:
             return
+        files = dict(build.reads)
+        declared_in = build.model.declared_in
+        try:
+            if declared_in is not None:  # a YAML models file: its model's declaration
+                files[str(declared_in.resolve())] = sha256_file(declared_in)
+        except OSError:
+            return
         record = {
-            "files": {self._relative(p): h for p, h in build.reads.items()},
+            "files": {self._relative(p): h for p, h in sorted(files.items())},
             "keys": build.keys,
             "result": assembled.to_json(),
             "created": time.time(),
