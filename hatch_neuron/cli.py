@@ -32,6 +32,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     check.add_argument("project", nargs="?", default=".", help="the project folder (default: .)")
     check.add_argument("--model", action="append", help="check only this model (repeatable)")
+    compile_ = commands.add_parser(
+        "compile",
+        help="compile a project's artifacts into the caches, without building a wheel",
+        description="Run the checks and compile (or take from the caches) the project's artifacts into the "
+        "local compile cache, uploading them to the remote cache when one is configured. With --shard K/N, "
+        "only shard K of N (the same split on every machine with the same sources): N machines cover every "
+        "artifact once, and a later `pip wheel` anywhere takes them from the remote cache. Exit code 1 on "
+        "any failure.",
+    )
+    compile_.add_argument("project", nargs="?", default=".", help="the project folder (default: .)")
+    compile_.add_argument("--shard", type=_shard, help="K/N: compile shard K (1..N) of N")
+    compile_.add_argument("--model", action="append", help="compile only this model (repeatable)")
     cache_commands.add_parser(commands)
     schema = commands.add_parser(
         "schema",
@@ -49,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "check":
         return run_check(Path(args.project), args.model)
+    if args.command == "compile":
+        return run_compile(Path(args.project), args.model, args.shard)
     if args.command == "cache":
         return cache_commands.run(args)
 
@@ -68,6 +82,36 @@ def main(argv: list[str] | None = None) -> int:
         for entry in artifact_files(artifact)
     )
     return 1 if bad else 0
+
+
+def _shard(text: str) -> tuple[int, int]:
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+        raise argparse.ArgumentTypeError(f"expected K/N with 1 <= K <= N (e.g. 2/4), got {text!r}")
+    return int(index), int(count)
+
+
+def run_compile(project: Path, models: list[str] | None, shard: tuple[int, int] | None) -> int:
+    from .package import pipeline
+
+    def log(line: str) -> None:
+        print(f"hatch-neuron: {line}", flush=True)
+
+    try:
+        name = _read_project(project).get("project", {}).get("name")
+        pipeline.compile_to_cache(project.resolve(), name, log, models, shard)
+    except Exception as exc:
+        if not pipeline.is_build_error(exc) and not isinstance(exc, FileNotFoundError):
+            raise
+        print(f"hatch-neuron: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _read_project(project: Path) -> dict:
+    from .config import read_pyproject
+
+    return read_pyproject(project / "pyproject.toml")
 
 
 def run_check(project: Path, models: list[str] | None) -> int:

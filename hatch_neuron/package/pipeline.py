@@ -30,7 +30,7 @@ from ..compile.scheduler import Scheduler, build_versions, cache_folder
 from ..config import ConfigError, load_settings
 from ..config.models_file import declared_models
 from ..config.parse import models_files, read_pyproject
-from ..plan import BuildPlan, ModelPlan, make_plan, plan_warnings
+from ..plan import BuildPlan, ModelPlan, make_plan, plan_warnings, restrict, shard_jobs
 from ..runtime.manifest import ARTIFACT_DIR, MANIFEST
 from ..runtime.schema import InputEntry, Manifest, ModelEntry
 from ..targets import REGISTRY
@@ -236,9 +236,7 @@ def _plan(root: Path, project_name: str | None) -> BuildPlan:
         raise exc.in_file(str(pyproject)) from None
 
 
-def check(root: Path, project_name: str | None, models: list[str] | None = None) -> list[dict[str, str]]:
-    """Run the pre-flight checks on the project's models (all, or those named); return the findings."""
-    plan = _plan(root, project_name)
+def _check_names(plan: BuildPlan, models: list[str] | None, root: Path) -> None:
     unknown = set(models or []) - {m.name for m in plan.models}
     if unknown:
         raise ConfigError(
@@ -247,12 +245,50 @@ def check(root: Path, project_name: str | None, models: list[str] | None = None)
             f"{', '.join(m.name for m in plan.models)}",
             file=str(root / "pyproject.toml"),
         )
+
+
+def check(root: Path, project_name: str | None, models: list[str] | None = None) -> list[dict[str, str]]:
+    """Run the pre-flight checks on the project's models (all, or those named); return the findings."""
+    plan = _plan(root, project_name)
+    _check_names(plan, models, root)
     findings = []
     for model in plan.models:
         if models is None or model.name in models:
             task = WorkerTask(plan, model, "prepare", (), check="warn")
             findings += run_one(task, root, BuildContext(versions={})).findings
     return findings
+
+
+def compile_to_cache(
+    root: Path,
+    project_name: str | None,
+    log: Callable[[str], None],
+    models: list[str] | None = None,
+    shard: tuple[int, int] | None = None,
+) -> int:
+    """``hatch-neuron compile``: check and compile the project's artifacts (those of ``models``, and of shard
+    ``(k, n)`` of them) into the compile cache, and into the remote cache where one is configured, without
+    building a wheel; return how many artifacts that was. Raises as :func:`build` does."""
+    plan = _plan(root, project_name)
+    if plan.settings.cache == "off":
+        raise ConfigError(
+            "tool.neuron.cache",
+            "is off, and hatch-neuron compile puts what it compiles into the compile cache",
+            'set cache = "on" or HATCH_NEURON_CACHE=on',
+            file=str(root / "pyproject.toml"),
+        )
+    _check_names(plan, models, root)
+    plan = restrict(plan, {job for m in plan.models if models is None or m.name in models for job in m.jobs})
+    total = len(plan.jobs)
+    if shard is not None:
+        plan = restrict(plan, shard_jobs(plan, *shard))
+        log(f"shard {shard[0]}/{shard[1]}: {len(plan.jobs)} of {total} artifact(s)")
+    if not plan.models:
+        return 0
+    with tempfile.TemporaryDirectory(prefix="hatch-neuron-compile-") as staging:
+        results = Scheduler(plan, root, Path(staging), log).run()
+    report_findings(plan, results, log)
+    return len(plan.jobs)
 
 
 def build(

@@ -226,3 +226,28 @@ def make_plan(
         jobs = tuple(CompileJob(name, t, bucket) for t in plan.targets for bucket in plan.buckets())
         models.append(dataclasses.replace(plan, jobs=jobs))
     return BuildPlan(settings, package, import_paths(root), tuple(models))
+
+
+def job_cost(model: ModelPlan, job: CompileJob) -> int:
+    """What the plan knows of a job's compile cost: the elements of its inputs at its bucket (a compile's
+    time grows with the shapes it compiles for; the plan knows nothing of the model's size)."""
+    return sum(math.prod(spec["shape"]) for spec in model.input_specs(job.bucket))
+
+
+def shard_jobs(plan: BuildPlan, index: int, count: int) -> set[CompileJob]:
+    """The jobs of shard ``index`` (from 1) of ``count``: every job in exactly one shard, the same on every
+    machine with the same sources. The jobs are dealt out in turn, the largest inputs (:func:`job_cost`)
+    first and ties by the artifact's name, so shards differ by at most one job and each model's largest
+    buckets land on different shards. (By count rather than by the cost itself: input size says which
+    compile of a model is longer, not how much longer, and it says nothing across models.)"""
+    jobs = sorted(
+        ((model, job) for model in plan.models for job in model.jobs),
+        key=lambda pair: (-job_cost(*pair), pair[1].stem),
+    )
+    return {job for turn, (_, job) in enumerate(jobs) if turn % count == index - 1}
+
+
+def restrict(plan: BuildPlan, jobs: set[CompileJob]) -> BuildPlan:
+    """``plan`` with only ``jobs`` (and the models that have some)."""
+    models = [dataclasses.replace(m, jobs=tuple(j for j in m.jobs if j in jobs)) for m in plan.models]
+    return dataclasses.replace(plan, models=tuple(m for m in models if m.jobs))
