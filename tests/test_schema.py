@@ -97,7 +97,7 @@ def test_every_readme_example_is_valid() -> None:
     for table in tables:
         errors = [e.message for e in NEURON.iter_errors(table)]
         assert not errors, (table, errors)
-    files = [yaml.safe_load(block) for block in _blocks("yaml")]
+    files = [doc for doc in map(yaml.safe_load, _blocks("yaml")) if "models" in doc]  # not the CI example
     assert files and all(not list(MODELS_FILE.iter_errors(f)) for f in files)
     example = tomllib.loads((ROOT / "example_project" / "pyproject.toml").read_text())["tool"]["neuron"]
     assert not list(NEURON.iter_errors(example))
