@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -193,7 +194,9 @@ def batching_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("batching")
     project = make_project(root / "proj", NETS, TOML)
     output = pip_wheel(project, root / "dist")
-    assert "tokens [cpu dim0=2 dim1=16]: compiled in" in output.stdout + output.stderr
+    lines = [line for line in (output.stdout + output.stderr).splitlines() if "hatch-neuron:" in line]
+    # rows and bounded share artifacts (same factory and shape), so either may be the one "cached"
+    assert any(re.search(r"tokens \[cpu dim0=2 dim1=16\]: (compiled|cached) in", line) for line in lines), lines
     return install(single_wheel(root / "dist"), root / "site")
 
 

@@ -331,7 +331,9 @@ def declaration_files(root: Path) -> list[Path]:
     must hold). [] for a project without ``[tool.neuron]`` or whose declarations do not parse."""
     try:
         table = _tool_table(read_pyproject(root / "pyproject.toml"), root / "pyproject.toml").get("neuron")
-        files = models_files(table, root) if isinstance(table, dict) else []
+        if not isinstance(table, dict):
+            return []
+        files = models_files(table, root)
     except (OSError, ConfigError):
         return []
     declared = [*(table.get("models", {}) if isinstance(table.get("models"), dict) else {}).values()]
