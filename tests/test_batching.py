@@ -196,7 +196,9 @@ def batching_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     output = pip_wheel(project, root / "dist")
     lines = [line for line in (output.stdout + output.stderr).splitlines() if "hatch-neuron:" in line]
     # rows and bounded share artifacts (same factory and shape), so either may be the one "cached"
-    assert any(re.search(r"tokens \[cpu dim0=2 dim1=16\]: (compiled|cached) in", line) for line in lines), lines
+    assert any(re.search(r"tokens \[cpu dim0=2 dim1=16\]: (compiled|cached) in", line) for line in lines), (
+        lines
+    )
     return install(single_wheel(root / "dist"), root / "site")
 
 

@@ -4,8 +4,9 @@
 (``*.debug_pkl``, only used to point TorchScript errors at Python source lines), and names the archive's
 top folder after the file. The archive is rewritten: saved to a temporary file, its top folder renamed
 ``archive`` (as torch names it for a stream), debug records dropped, the id replaced by one derived from
-the content, entries kept in torch's order, stored uncompressed with fixed timestamps, and each entry's
-data aligned to 64 bytes as torch's own writer does.
+the content, the numbers TorchScript gives a class's later compiled types (``___torch_mangle_N``, a
+per-process counter) renumbered in order of appearance, entries kept in torch's order, stored
+uncompressed with fixed timestamps, and each entry's data aligned to 64 bytes as torch's own writer does.
 ``torch.jit.load`` reads the result like any other archive.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 import zipfile
@@ -79,6 +81,30 @@ def _save_raw(module: torch.jit.ScriptModule, fallback: Path) -> Iterator[IO[byt
         raw.unlink(missing_ok=True)
 
 
+#: TorchScript's names for a class's second and later compiled types (``___torch_mangle_12``): numbered by a
+#: counter of the whole process, so they depend on what the process compiled before (another bucket, the
+#: checks), not on the model.
+_MANGLE = re.compile(rb"___torch_mangle_(\d+)")
+#: The entries that name types: TorchScript code and the pickles of the module tree (never the weights).
+_NAMES_TYPES = (".py", "data.pkl", "constants.pkl")
+
+
+def _mangle_numbers(source: zipfile.ZipFile, entries: list[zipfile.ZipInfo]) -> dict[bytes, bytes]:
+    """Each mangle number in the archive -> its rank of first appearance (entry names and texts, in order)."""
+    numbers: dict[bytes, bytes] = {}
+    for entry in entries:
+        texts = [entry.filename.encode()]
+        texts += [source.read(entry)] if entry.filename.endswith(_NAMES_TYPES) else []
+        for text in texts:
+            for number in _MANGLE.findall(text):
+                numbers.setdefault(number, str(len(numbers)).encode())
+    return numbers
+
+
+def _renumbered(text: bytes, numbers: dict[bytes, bytes]) -> bytes:
+    return _MANGLE.sub(lambda m: b"___torch_mangle_" + numbers[m[1]], text)
+
+
 def save_torchscript(module: torch.jit.ScriptModule, path: Path) -> None:
     """Write ``module`` to ``path`` as described above, in blocks: no copy of the weights is held in
     memory (a 420 MB model took 4.2 s and ~4 copies of its size through in-memory buffers)."""
@@ -88,15 +114,19 @@ def save_torchscript(module: torch.jit.ScriptModule, path: Path) -> None:
         entries = [i for i in source.infolist() if not i.filename.endswith(".debug_pkl")]
         id_entry = next(e for e in entries if e.filename.endswith("/.data/serialization_id"))
         entries = [e for e in entries if e is not id_entry] + [id_entry]  # torch writes it last too
+        numbers = _mangle_numbers(source, entries)
         with path.open("wb") as out, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
             for entry in entries:
-                info = _aligned_entry("archive/" + entry.filename.split("/", 1)[1], out.tell())
+                name = _renumbered(entry.filename.encode(), numbers).decode()
+                info = _aligned_entry("archive/" + name.split("/", 1)[1], out.tell())
                 if entry is id_entry:
                     archive.writestr(info, _serialization_id(archive.infolist()))
-                    continue
-                info.file_size = entry.file_size
-                with source.open(entry) as data, archive.open(info, "w") as target:
-                    shutil.copyfileobj(data, target, BLOCK)
+                elif numbers and entry.filename.endswith(_NAMES_TYPES):
+                    archive.writestr(info, _renumbered(source.read(entry), numbers))
+                else:
+                    info.file_size = entry.file_size
+                    with source.open(entry) as data, archive.open(info, "w") as target:
+                        shutil.copyfileobj(data, target, BLOCK)
 
 
 def zip_folder(folder: Path, archive: Path) -> None:

@@ -71,12 +71,19 @@ HATCH_NEURON_HOME = Path(__file__).resolve().parents[2]
 
 #: Starts the worker module with :data:`HATCH_NEURON_HOME` on ``sys.path``. Added after start-up, not
 #: through ``PYTHONPATH``: pip's isolated build environments set up ``sys.path`` in a ``sitecustomize`` that
-#: refuses to run when its folders are on the path already, and the child inherits that set-up.
+#: refuses to run when its folders are on the path already, and the child inherits that set-up. The module
+#: is imported by its name, not run as ``__main__``: the classes it traces are named in the TorchScript
+#: graph, and so in the artifact key, which must not depend on how the worker started.
 BOOTSTRAP = (
-    "import runpy, sys; home = sys.argv.pop(1); "
+    "import sys; home = sys.argv.pop(1); "
     "sys.path.insert(0, home) if home not in sys.path else None; "
-    "runpy.run_module('hatch_neuron.compile.worker', run_name='__main__', alter_sys=True)"
+    "from hatch_neuron.compile.worker import main; sys.exit(main(sys.argv[1:]))"
 )
+
+
+def worker_command(request_file: Path, result_file: Path) -> list[str]:
+    """The command line of a fresh worker interpreter for the request at ``request_file``."""
+    return [sys.executable, "-c", BOOTSTRAP, str(HATCH_NEURON_HOME), str(request_file), str(result_file)]
 
 
 @dataclass
@@ -245,11 +252,10 @@ class Worker:
                 return
             except ServerGone:
                 pass  # a fresh interpreter then
-        command = [sys.executable, "-c", BOOTSTRAP, str(HATCH_NEURON_HOME), str(tmp / "request.json")]
         env = {**os.environ, self.token_variable: str(os.getpid())}
         with self.log_file.open("w") as log:
             self.process = subprocess.Popen(
-                [*command, str(self.result_file)],
+                worker_command(tmp / "request.json", self.result_file),
                 cwd=tmp,
                 env=env,
                 stdout=log,

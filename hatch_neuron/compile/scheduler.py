@@ -31,6 +31,7 @@ from .direct import DirectCache
 from .findings import check_failure
 from .forkserver import ForkServer, factory_imports
 from .pool import ModelBuild, WorkerPool
+from .ray_executor import run_on_cluster
 from .runner import HATCH_NEURON_HOME, CompileError, Worker, WorkerTask, target_options
 
 
@@ -203,6 +204,9 @@ class Scheduler:
                     self.direct.record(build, result)
 
             pool = WorkerPool(self.jobs, start, self._report, assembled)
+            if queue and self.plan.settings.executor == "ray":
+                models = [task.model for task in queue]
+                run_on_cluster(self.plan, models, self.root, cache_dir, context, self.log)
             if queue and self.plan.settings.workers == "preloaded":
                 self.server = ForkServer(HATCH_NEURON_HOME)
                 factories = [task.model.settings.factory for task in queue if task.model.checkpoint is None]

@@ -638,6 +638,42 @@ class NeuronSettings:
     such as transformers, saving seconds per worker; ``fresh`` starts each in a new interpreter. Both run
     each model's code in a process of its own. ``HATCH_NEURON_WORKERS`` overrides."""
 
+    executor: Literal["local", "ray"] = field(
+        default="local", metadata={"env": EnvOverride("HATCH_NEURON_EXECUTOR")}
+    )
+    """Where compile jobs run: ``local`` in worker processes on this machine; ``ray`` each job (a model at
+    one bucket for one target) as a task on the Ray cluster at ``ray-address``, whose results come back
+    into this build's compile cache and are then taken from it like any cached artifact (checked by sha256,
+    loaded and compared with eager here) before they enter a wheel. Needs ``hatch-neuron[ray]``.
+    ``HATCH_NEURON_EXECUTOR`` overrides."""
+
+    ray_address: str | None = field(default=None, metadata={"env": EnvOverride("HATCH_NEURON_RAY_ADDRESS")})
+    """The Ray cluster's address (``host:port`` of its head, as ``ray start --head`` prints). Default:
+    ``RAY_ADDRESS``. ``HATCH_NEURON_RAY_ADDRESS`` overrides."""
+
+    ray_sources: Literal["ship", "shared"] = "ship"
+    """How the cluster's nodes see the project: ``ship`` uploads the project folder (without ``.git``,
+    virtual environments, ``build`` and ``dist``) as each task's Ray working directory, and this
+    hatch-neuron with it; ``shared`` runs the tasks on the project's own paths, for a folder every node
+    mounts at the same place (and a hatch-neuron installed on the nodes)."""
+
+    ray_connect_timeout: float = field(
+        default=20.0,
+        metadata={
+            "env": EnvOverride("HATCH_NEURON_RAY_CONNECT_TIMEOUT", expects="a positive number of seconds"),
+            "schema": {"exclusiveMinimum": 0},
+        },
+    )
+    """Seconds to reach the Ray cluster before the build fails (or falls back, see
+    ``executor-fallback``). ``HATCH_NEURON_RAY_CONNECT_TIMEOUT`` overrides."""
+
+    executor_fallback: Literal["error", "local"] = field(
+        default="error", metadata={"env": EnvOverride("HATCH_NEURON_EXECUTOR_FALLBACK")}
+    )
+    """When the Ray cluster cannot be reached (or ray is not installed): ``error`` fails the build;
+    ``local`` warns and compiles on this machine. A job that fails on the cluster fails the build either
+    way. ``HATCH_NEURON_EXECUTOR_FALLBACK`` overrides."""
+
     replicas: int = field(
         default=1,
         metadata={"env": EnvOverride("HATCH_NEURON_REPLICAS", when="run"), "schema": {"minimum": 1}},
@@ -657,6 +693,10 @@ class NeuronSettings:
             raise ConfigError(f"{path}.warmup", f"must be >= 0, got {self.warmup}")
         if self.jobs is not None and self.jobs < 1:
             raise ConfigError(f"{path}.jobs", f"must be >= 1, got {self.jobs}")
+        if self.ray_connect_timeout <= 0:
+            raise ConfigError(
+                f"{path}.ray-connect-timeout", f"must be > 0 seconds, got {self.ray_connect_timeout}"
+            )
         if self.remote_cache_timeout <= 0:
             raise ConfigError(
                 f"{path}.remote-cache-timeout", f"must be > 0 seconds, got {self.remote_cache_timeout}"
