@@ -81,10 +81,10 @@ ERROR_CASES = [
         minimal() | {"compiler_args": ["-O2"]},
         "tool.neuron.compiler_args",
         [
-            "unknown key; allowed: cache, cache-dir, check, compiler-args, inductor-configs, "
-            "inductor-device, jobs, load, models, models-file, module, neuron-options, neuron-target, "
-            "package, placement, remote-cache, remote-cache-endpoint-url, remote-cache-mode, "
-            "remote-cache-timeout, replicas, targets, timeout"
+            "unknown key; allowed: cache, cache-dir, check, compiler-args, executor, executor-fallback, "
+            "inductor-configs, inductor-device, jobs, load, models, models-file, module, neuron-options, "
+            "neuron-target, package, placement, ray-address, ray-connect-timeout, ray-sources, remote-cache, "
+            "remote-cache-endpoint-url, remote-cache-mode, remote-cache-timeout, replicas, targets, timeout"
         ],
         "did you mean 'compiler-args'?",
         id="unknown-top-compiler_args",

@@ -7,6 +7,8 @@ and the returned requirements into its metadata, and tag the wheel for the platf
 
 from __future__ import annotations
 
+import dataclasses
+
 import importlib.machinery
 import importlib.metadata
 import json
@@ -188,6 +190,29 @@ def build_manifest(plan: BuildPlan, results: dict[str, ModelResult]) -> Manifest
     )
 
 
+def share_identical_files(manifest: Manifest, artifact_dir: Path) -> Manifest:
+    """``manifest`` with artifacts of identical bytes pointing at one file (the first in manifest order),
+    the other copies removed from ``artifact_dir``: a ``cpu`` TorchScript graph does not hold its input
+    shapes, so a model's buckets often compile to the same file, and a wheel holds it once (pip and
+    check-wheel-contents also reject duplicate files)."""
+    first: dict[tuple[str, int, str], str] = {}
+    models = {}
+    for name, model in manifest.models.items():
+        artifacts = {}
+        for target, entries in model.artifacts.items():
+            shared = []
+            for entry in entries:
+                same = (entry.sha256, entry.size, Path(entry.file).suffix)
+                kept = first.setdefault(same, entry.file)
+                if kept != entry.file:
+                    (artifact_dir / entry.file).unlink()
+                    entry = dataclasses.replace(entry, file=kept)
+                shared.append(entry)
+            artifacts[target] = shared
+        models[name] = dataclasses.replace(model, artifacts=artifacts)
+    return dataclasses.replace(manifest, models=models)
+
+
 def report_findings(plan: BuildPlan, results: dict[str, ModelResult], log: Callable[[str], None]) -> None:
     """Log each model's warnings and check findings; skipped checks once, with the models they skipped."""
     skipped_checks: dict[str, list[str]] = {}
@@ -308,7 +333,7 @@ def build(
     artifact_dir.mkdir(parents=True, exist_ok=True)
     results = Scheduler(plan, root, artifact_dir, log).run()
     report_findings(plan, results, log)
-    manifest = build_manifest(plan, results)
+    manifest = share_identical_files(build_manifest(plan, results), artifact_dir)
     _check_artifact_files(manifest, artifact_dir)
     (artifact_dir / MANIFEST).write_text(json.dumps(manifest.to_json(), indent=2, sort_keys=True) + "\n")
     module_file = staging / f"{settings.module}.py"
