@@ -8,7 +8,6 @@ and the returned requirements into its metadata, and tag the wheel for the platf
 from __future__ import annotations
 
 import dataclasses
-
 import importlib.machinery
 import importlib.metadata
 import json
