@@ -3,6 +3,7 @@ platform-tagged and pins the exact torch; the runtime refuses a CPU without the 
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import textwrap
 import zipfile
@@ -194,3 +195,37 @@ def test_inductor_configs_reach_aotinductor_and_the_key(tmp_path: Path) -> None:
     pip_wheel(make_project(tmp_path / "proj", NETS, toml), tmp_path / "dist")
     report = run_json(CALL, install(single_wheel(tmp_path / "dist"), tmp_path / "site"))
     assert report["target"] == "inductor" and report["diff"] < 1e-5
+
+
+REPRODUCIBLE_TOML = """
+    [tool.neuron]
+    targets = ["inductor"]
+
+    [tool.neuron.models.mlp]
+    factory = "demo_pkg.nets:make"
+    inputs = [{ shape = [1, 16] }]
+    batch-buckets = [1, 4]
+
+    [tool.neuron.models.plain]
+    factory = "demo_pkg.nets:make"
+    targets = ["cpu"]
+    inputs = [{ shape = [2, 16] }]
+"""
+
+
+def test_two_cold_builds_in_other_folders_give_the_same_wheel(tmp_path: Path) -> None:
+    """Issue 19: inductor artifacts compile in a folder named after their key, so two cold builds (cache
+    off, other checkouts, other cache folders, other times) of cpu + inductor models give one wheel."""
+    digests = []
+    for i in range(2):
+        project = make_project(tmp_path / f"checkout-{i}" / ("x" * (i + 1)), NETS, REPRODUCIBLE_TOML)
+        env = clean_env(SOURCE_DATE_EPOCH="1700000000", HATCH_NEURON_CACHE_DIR=str(tmp_path / f"cache-{i}"))
+        output = pip_wheel(project, tmp_path / f"dist-{i}", env=env)
+        assert "mlp [inductor dim0=4]: compiled in" in output.stdout + output.stderr
+        wheel = single_wheel(tmp_path / f"dist-{i}")
+        digests.append(hashlib.sha256(wheel.read_bytes()).hexdigest())
+    print("wheel sha256:", digests)
+    assert digests[0] == digests[1]
+    with zipfile.ZipFile(wheel) as archive:
+        assert sum(n.endswith(".pt2") for n in archive.namelist()) == 2
+        assert '"reproducible": false' not in archive.read("demo_pkg/_hatch_neuron/manifest.json").decode()

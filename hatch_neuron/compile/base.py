@@ -62,6 +62,9 @@ class CompileTarget(ABC):
     #: Whether :meth:`compile` is given the model already traced by ``torch.jit.trace`` at the example
     #: inputs (the worker traces once for the checks, the cache key and such a target) instead of the module.
     compiles_the_trace: ClassVar[bool] = False
+    #: Whether what :meth:`compile` writes holds the path of its ``workdir``: then the worker gives it a
+    #: folder named after the artifact key at a fixed place (:func:`.reproducible.keyed_workdir`).
+    output_holds_workdir: ClassVar[bool] = False
 
     def preflight(self, options: Any) -> None:
         """Raise :class:`TargetUnavailable` when this host cannot compile for the target. Runs in the

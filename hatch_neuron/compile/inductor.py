@@ -41,6 +41,8 @@ def inductor_setting_names() -> set[str]:
 
 class InductorTarget(CompileTarget):
     info = REGISTRY["inductor"]
+    #: The package's generated C++ and library name the Inductor cache folder and the package path.
+    output_holds_workdir = True
 
     def preflight(self, options: InductorOptions) -> None:
         if options.device == "cuda" and not torch.cuda.is_available():

@@ -12,6 +12,7 @@ uncompressed with fixed timestamps, and each entry's data aligned to 64 bytes as
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -23,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+import filelock
 import torch
 
 #: Timestamp of every zip entry (the earliest a zip can hold), as torch's writer and hatchling use.
@@ -142,3 +144,39 @@ def zip_folder(folder: Path, archive: Path) -> None:
                 info = zipfile.ZipInfo(name, ZIP_TIME)
                 info.external_attr = 0o644 << 16
                 out.writestr(info, path.read_bytes())
+
+
+#: Where targets whose output holds the folder they compiled in (AOTInductor: its generated sources and
+#: library name their own paths) compile: one folder per artifact key at a fixed place, not a random
+#: temporary one, so the same job gives the same bytes on any machine, in any checkout. Not ``$TMPDIR``:
+#: that differs between machines.
+KEYED_ROOT = Path("/tmp/hatch-neuron-keyed") if Path("/tmp").is_dir() else Path(tempfile.gettempdir())
+
+
+@contextmanager
+def keyed_workdir(key: str, fallback: Path) -> Iterator[tuple[Path, bool]]:
+    """``(folder, True)``: an empty folder named after ``key`` under :data:`KEYED_ROOT`, held under a lock
+    of its own (two builds compiling one key take turns) and removed afterwards; ``(fallback, False)``
+    where that folder cannot be used (another user's, or no room), and the artifact is then not
+    reproducible."""
+    folder = KEYED_ROOT / key[:32]
+    try:
+        KEYED_ROOT.mkdir(exist_ok=True)
+        with contextlib.suppress(OSError):
+            KEYED_ROOT.chmod(0o1777)  # every user's builds share it, as /tmp itself
+        lock = filelock.FileLock(f"{folder}.lock")
+        lock.acquire()
+    except OSError:
+        yield fallback, False
+        return
+    try:
+        try:
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+        except OSError:
+            yield fallback, False
+            return
+        yield folder, True
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        lock.release()

@@ -42,6 +42,7 @@ from .checks import run_checks
 from .contracts import ArtifactRecord, BucketOutputs, JobRequest, Origin, WorkerRequest, WorkerResult
 from .forkserver import installation_modules
 from .inputs import CHECK_SEED, TRACE_SEED, make_inputs
+from .reproducible import keyed_workdir
 from .verify import MismatchError, compare
 
 
@@ -232,25 +233,29 @@ def _entry(job: JobRequest, path: Path, companions: dict[str, Path], facts: dict
     )
 
 
-def compile_job(session: ModelSession, job: JobRequest, options: Any) -> ArtifactRecord:
-    """Trace/compile one job with its target's ``options``, save it atomically, verify it against eager;
-    return its record."""
+def compile_job(session: ModelSession, job: JobRequest, options: Any, key: str) -> ArtifactRecord:
+    """Trace/compile one job (artifact ``key``) with its target's ``options``, save it atomically, verify it
+    against eager; return its record."""
     target = get_target(job.target)
     example, _, eager_example, _ = session.bucket(job)
     path, companion_paths = _paths(job, target)
-    workdir = Path(job.workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    Path(job.workdir).mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     module, found = session.wrapper, []
     if target.compiles_the_trace:
         module, found = session.traced(job.inputs)
-    with warnings.catch_warnings(record=True) as caught, torch.no_grad():
-        warnings.simplefilter("always")
-        compiled = target.compile(module, example, workdir, options)
+    keyed = keyed_workdir(key, Path(job.workdir)) if target.output_holds_workdir else None
+    with contextlib.ExitStack() as stack:
+        workdir, reproducible = stack.enter_context(keyed) if keyed else (Path(job.workdir), True)
+        with warnings.catch_warnings(record=True) as caught, torch.no_grad():
+            warnings.simplefilter("always")
+            compiled = target.compile(module, example, workdir, options)
+        _save_atomically(path, functools.partial(target.save, compiled))
+        for suffix, source in compiled.companions.items():
+            _save_atomically(companion_paths[suffix], functools.partial(shutil.copyfile, source))
+    if not reproducible:
+        compiled.details["reproducible"] = False
     found = [f"{job.target}: {text}" for text in [*found, *tracer_warnings(caught)]]
-    _save_atomically(path, functools.partial(target.save, compiled))
-    for suffix, source in compiled.companions.items():
-        _save_atomically(companion_paths[suffix], functools.partial(shutil.copyfile, source))
     verified = target.can_verify()
     if verified:
         session.verify(job, path, compiled.details)
@@ -339,7 +344,7 @@ def compile_or_reuse(
     compiling this job)."""
     cache, remote = caches
     if cache.faulty:
-        return compile_job(session, job, options)
+        return compile_job(session, job, options, key)
     try:
         lock = cache.lock(key)
         lock.acquire(timeout=-1 if wait else 0)
@@ -347,7 +352,7 @@ def compile_or_reuse(
         return None
     except OSError as exc:
         cache.fault(exc)
-        return compile_job(session, job, options)
+        return compile_job(session, job, options, key)
     try:
         try:
             record = fetch_job(session, job, key, cache, events)
@@ -359,7 +364,7 @@ def compile_or_reuse(
             cache.fault(exc)
             record = None
         if record is None:
-            record = compile_job(session, job, options)  # verified against eager before it is stored
+            record = compile_job(session, job, options, key)  # verified against eager before it is stored
             if not cache.faulty:
                 try:
                     store_job(cache, key, job, record)
