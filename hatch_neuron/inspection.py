@@ -313,6 +313,7 @@ def _render_report(report: dict[str, Any]) -> list[str]:
             for artifact in entries:
                 verified = "verified vs eager" if artifact["verified"] else "not verified"
                 native = "  torch_neuronx.dynamic_batch" if artifact.get("dynamic_batch") else ""
+                native += "  not reproducible" if artifact.get("reproducible") is False else ""
                 lines.append(f"    {target:<8} {_file_line(artifact)}  {verified}{native}")
                 lines += _neuron_lines(artifact)
                 lines += [
