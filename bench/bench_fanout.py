@@ -66,6 +66,9 @@ def machines(project: Path, work: Path, name: str, shards: int, **env: str) -> f
         if process.returncode != 0:
             raise SystemExit(f"{name}: hatch-neuron compile failed:\n{output[-4000:]}")
         print(f"  {name}: {h.summary(output)}")
+        for line in output.splitlines():
+            if "on ray node" in line or "ray: " in line or " s (jobs = " in line:
+                print(f"    {line.strip()}")
     return time.perf_counter() - start
 
 

@@ -109,7 +109,7 @@ def test_ray_build_is_the_local_build(cluster: str, tmp_path: Path) -> None:
     on_ray = pip_wheel(project, tmp_path / "ray", env=ray_env(cluster, **fixed))
     log = build_log(on_ray)
     assert sum("compiled on ray node" in line for line in log) == 3, log
-    assert any("ray: 3 job(s) on 1 node(s) in" in line for line in log), log
+    assert any("ray: 3 job(s) in 3 task(s) on 1 node(s) in" in line for line in log), log
     assert any("0 artifact(s) compiled, 3 from the cache" in line for line in log), log
     assert "compiled on ray node" not in local.stdout + local.stderr
     wheel = single_wheel(tmp_path / "ray")

@@ -1,9 +1,10 @@
 """``executor = "ray"``: a build's compile jobs as tasks on a Ray cluster, results into the build's cache.
 
-Each job (a model at one bucket for one target) becomes one Ray task. On its node the task runs the same
-worker as a local build (a fresh interpreter, ``mode = "compile"``) with the node's own compile cache
-(``HATCH_NEURON_CACHE_DIR`` of the node, else its user cache folder) and the build's remote cache, and
-returns that cache entry's files. The build process checks each file against the sha256 in the entry and
+A model's jobs (the model at one bucket for one target each) are dealt into as many Ray tasks as the
+cluster has CPUs, at most one per job. On its node a task runs the same worker as a local build (a fresh
+interpreter, ``mode = "compile"``) with the node's own compile cache (``HATCH_NEURON_CACHE_DIR`` of the
+node, else its user cache folder) and the build's remote cache, and
+returns those cache entries' files. The build process checks each file against the sha256 in the entry and
 stores the entry in its own cache; the local workers then take every artifact from there like any cached
 one (sha256 again, loaded and compared with eager) before it enters the wheel. So a wheel built on a
 cluster is the same as one built here, and the cluster is only ever a faster way to fill the cache.
@@ -252,9 +253,21 @@ def import_entries(cache: LocalCache, entries: dict[str, dict[str, bytes]], host
 @dataclass
 class _Submitted:
     model: ModelPlan
-    job: CompileJob
+    jobs: tuple[CompileJob, ...]
     request: dict[str, Any]
     attempt: int = 0
+
+    @property
+    def label(self) -> str:
+        first = job_label(self.model.name, self.jobs[0].target, self.jobs[0].bucket)
+        return first if len(self.jobs) == 1 else f"{first} and {len(self.jobs) - 1} more"
+
+
+def job_groups(model: ModelPlan, slots: int) -> list[tuple[CompileJob, ...]]:
+    """``model``'s jobs dealt into at most ``slots`` tasks: each task starts an interpreter, imports torch
+    and loads the model once (seconds), so a model gets no more tasks than the cluster runs at once."""
+    count = max(1, min(len(model.jobs), slots))
+    return [tuple(model.jobs[i::count]) for i in range(count)]
 
 
 class ClusterBuild:
@@ -292,7 +305,7 @@ class ClusterBuild:
             self._finished(item, ready[0], cache)
 
     def _finished(self, item: _Submitted, ref: Any, cache: LocalCache) -> None:
-        label = job_label(item.model.name, item.job.target, item.job.bucket)
+        label = item.label
         try:
             outcome: NodeOutcome = self.ray.get(ref)
         except self.ray.exceptions.RayError as exc:
@@ -302,10 +315,11 @@ class ClusterBuild:
         if outcome.ok and outcome.result is not None:
             import_entries(cache, outcome.entries, outcome.host)
             self.hosts.add(outcome.host)
-            for record in WorkerResult.from_json(outcome.result).artifacts.values():
-                self.log(
-                    f"{label}: {_HOW[record.origin]} on ray node {outcome.host} in {outcome.seconds:.1f} s"
-                )
+            records = WorkerResult.from_json(outcome.result).artifacts.values()
+            for record in records:
+                name = job_label(item.model.name, record.target, record.entry.bucket.items())
+                how = f"{_HOW[record.origin]} on ray node {outcome.host}"
+                self.log(f"{name}: {how} ({len(records)} in one task, {outcome.seconds:.1f} s)")
             return
         where = f"ray node {outcome.host}" if outcome.node_id else "the Ray cluster"
         if item.attempt == 0:
@@ -340,21 +354,24 @@ def run_on_cluster(
     try:
         build = ClusterBuild(ray, settings, root, log)
         node_context = dataclasses.replace(context, threads=None)
+        slots = int(ray.cluster_resources().get("CPU", 1))
         for model in models:
-            for job in model.jobs:
+            for jobs in job_groups(model, slots):
                 request = WorkerRequest(
                     model_request(plan, model),
                     "compile",
                     "off",
-                    [job_request(model, job, Path("/out"), Path("/work"))],
+                    [job_request(model, job, Path("/out"), Path("/work")) for job in jobs],
                     node_context,
                     "/",
                     [str(p) for p in plan.import_paths],
                 )
-                build.submit(_Submitted(model, job, request.to_json()))
-        jobs = len(build.pending)
+                build.submit(_Submitted(model, jobs, request.to_json()))
+        tasks = len(build.pending)
         build.collect(LocalCache(cache_dir))
     finally:
         ray.shutdown()
-    log(f"ray: {jobs} job(s) on {len(build.hosts)} node(s) in {time.perf_counter() - start:.1f} s")
+    count = sum(len(model.jobs) for model in models)
+    elapsed = time.perf_counter() - start
+    log(f"ray: {count} job(s) in {tasks} task(s) on {len(build.hosts)} node(s) in {elapsed:.1f} s")
     return True
