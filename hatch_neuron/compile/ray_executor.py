@@ -294,13 +294,20 @@ class ClusterBuild:
         self.pending[ref] = item
 
     def collect(self, cache: LocalCache) -> None:
-        deadline = time.monotonic() + max(i.model.timeout for i in self.pending.values()) * 2 + 60
+        """Wait for every task; a cluster that finishes none for twice the longest timeout (plus a minute)
+        has lost its nodes or its resources, and fails the build instead of hanging it."""
+        patience = max(i.model.timeout for i in self.pending.values()) * 2 + 60
+        deadline = time.monotonic() + patience
         while self.pending:
             ready, _ = self.ray.wait(list(self.pending), num_returns=1, timeout=5.0)
             if not ready:
                 if time.monotonic() > deadline:
-                    raise CompileError(f"the Ray cluster finished none of {len(self.pending)} job(s) in time")
+                    raise CompileError(
+                        f"the Ray cluster finished none of {len(self.pending)} task(s) in {patience:g} s "
+                        "(no node with a free CPU, or the nodes are gone: see 'ray status')"
+                    )
                 continue
+            deadline = time.monotonic() + patience
             item = self.pending.pop(ready[0])
             self._finished(item, ready[0], cache)
 
