@@ -160,7 +160,7 @@ def test_interrupted_build_leaves_no_worker(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation"]
     pip = subprocess.Popen(
         [*cmd, "-w", str(tmp_path / "out"), str(project)],
-        env=clean_env(),
+        env=clean_env(PYTHONFAULTHANDLER="1"),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -175,7 +175,13 @@ def test_interrupted_build_leaves_no_worker(tmp_path: Path) -> None:
         time.sleep(0.5)
         pids = [int(p) for p in pid_file.read_text().split()]
         os.killpg(pip.pid, signal.SIGINT)  # Ctrl-C in the terminal that runs pip
-        output = pip.communicate(timeout=60)[0]
+        try:
+            output = pip.communicate(timeout=60)[0]
+        except subprocess.TimeoutExpired:  # where does it hang: faulthandler prints every thread on SIGABRT
+            os.killpg(pip.pid, signal.SIGABRT)
+            raise AssertionError(
+                f"the build did not end after Ctrl-C:\n{pip.communicate(timeout=30)[0][-8000:]}"
+            )
         assert pip.returncode != 0, output[-4000:]
         assert list((tmp_path / "out").glob("*.whl")) == []
         time.sleep(1)

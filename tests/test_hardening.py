@@ -371,9 +371,10 @@ def test_hatchling_build_error_is_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_inductor_warm_build_after_prune_and_verify(tmp_path: Path) -> None:
-    """The issue's repro, on the target whose fresh compiles differ: build, prune the artifact (the direct
-    record stays), rebuild with cache = verify (compiles again: other bytes), build again. The last wheel
-    must import and match eager."""
+    """The issue's repro on inductor: build, prune the artifact (the direct record stays), rebuild with
+    cache = verify (compiles again), build again. The last wheel must import and match eager. Since issue
+    19 a fresh inductor compile gives the same bytes, so the record may still hold (a direct hit); before,
+    its bytes differed and the record had to be dropped."""
     toml = TOML.replace('targets = ["cpu"]', 'targets = ["inductor"]')
     toml = toml[: toml.index("[tool.neuron.models.b]")]
     project, cache = _project(tmp_path, toml), tmp_path / "cache"
@@ -382,7 +383,9 @@ def test_inductor_warm_build_after_prune_and_verify(tmp_path: Path) -> None:
     run([Path(sys.executable).parent / "hatch-neuron", "cache", "--dir", cache, "prune", "--max-size", "10K"])
     build(project, tmp_path / "two", {**env, "HATCH_NEURON_CACHE": "verify"})
     output = build(project, tmp_path / "three", env)
-    assert "a [inductor]: cached in" in output, output[-3000:]  # the stale record was dropped
+    assert "a [inductor]: cached in" in output or "a [inductor]: cached (files unchanged)" in output, output[
+        -3000:
+    ]
     site = install(single_wheel(tmp_path / "three"), tmp_path / "site")
     diff = run_json(
         "import json, torch\nfrom demo_pkg import compiled, nets\nx = torch.randn(2, 4)\n"
