@@ -179,9 +179,8 @@ def test_interrupted_build_leaves_no_worker(tmp_path: Path) -> None:
             output = pip.communicate(timeout=60)[0]
         except subprocess.TimeoutExpired:  # where does it hang: faulthandler prints every thread on SIGABRT
             os.killpg(pip.pid, signal.SIGABRT)
-            raise AssertionError(
-                f"the build did not end after Ctrl-C:\n{pip.communicate(timeout=30)[0][-8000:]}"
-            )
+            tail = pip.communicate(timeout=30)[0][-8000:]
+            raise AssertionError(f"the build did not end after Ctrl-C:\n{tail}") from None
         assert pip.returncode != 0, output[-4000:]
         assert list((tmp_path / "out").glob("*.whl")) == []
         time.sleep(1)
