@@ -165,6 +165,9 @@ def test_interrupted_build_leaves_no_worker(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # its own process group, like a shell job that gets Ctrl-C
+        # Ctrl-C's default action, also where the tests run in a shell's background (which ignores SIGINT,
+        # and an ignored signal stays ignored across exec)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     pids: list[int] = []
     try:
