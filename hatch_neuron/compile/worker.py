@@ -244,9 +244,9 @@ def compile_job(session: ModelSession, job: JobRequest, options: Any, key: str) 
     module, found = session.wrapper, []
     if target.compiles_the_trace:
         module, found = session.traced(job.inputs)
-    keyed = keyed_workdir(key, Path(job.workdir)) if target.output_holds_workdir else None
-    with contextlib.ExitStack() as stack:
-        workdir, reproducible = stack.enter_context(keyed) if keyed else (Path(job.workdir), True)
+    own = Path(job.workdir)
+    folder = keyed_workdir(key, own) if target.output_holds_workdir else contextlib.nullcontext((own, True))
+    with folder as (workdir, reproducible):
         with warnings.catch_warnings(record=True) as caught, torch.no_grad():
             warnings.simplefilter("always")
             compiled = target.compile(module, example, workdir, options)
