@@ -159,7 +159,7 @@ def bench_models(work: Path, models: list[tuple[str, int]], imports: bool) -> di
 
         for kind in IMPORTS:  # untimed: the first import verifies the file and stamps it
             load(kind)
-        for kind, results in h.alternate(list(IMPORTS), 3, load).items():
+        for kind, results in h.alternate(list(IMPORTS), 5, load).items():
             row[f"{kind}_import_s"] = h.median(r["s"] for r in results)
             row[f"{kind}_rss"] = h.median(r["rss"] for r in results)
             row[f"{kind}_first_ratio"] = h.median(r["first"] / r["steady"] for r in results)
