@@ -83,19 +83,39 @@ def entry_files(artifact: T, companions: dict[str, T]) -> dict[str, T]:
     return {"artifact": artifact, **{f"companion{suffix}": c for suffix, c in companions.items()}}
 
 
-def _copy_checked(source: Path, dest: Path, sha256: str) -> bool:
-    """Copy ``source`` to ``dest`` (via a temporary name); False, and nothing at ``dest``, on a mismatch."""
-    partial = dest.with_name(dest.name + f".partial-{uuid.uuid4().hex[:8]}")
+def _copy_hashing(source: Path, dest: Path) -> str:
+    """Copy ``source`` to ``dest``, returning the sha256 of the bytes copied (one pass over them)."""
     digest = hashlib.sha256()
+    with source.open("rb") as src, dest.open("wb") as out:
+        for block in iter(lambda: src.read(1 << 20), b""):
+            digest.update(block)
+            out.write(block)
+    return digest.hexdigest()
+
+
+def _place(source: Path, dest: Path) -> str | None:
+    """Put ``source``'s bytes at ``dest``: a hard link where the file system allows one (a GB of weights
+    is not written a second time; sharing is safe because no file here is ever written in place: every
+    writer writes a new file and renames it over the old name), else a copy. Returns the sha256 when the
+    copy computed it, None for a link."""
     try:
-        with source.open("rb") as src, partial.open("wb") as out:
-            for block in iter(lambda: src.read(1 << 20), b""):
-                digest.update(block)
-                out.write(block)
-        if digest.hexdigest() != sha256:
+        os.link(source, dest)
+        return None
+    except FileNotFoundError:
+        raise
+    except OSError:  # another file system, or one without hard links
+        return _copy_hashing(source, dest)
+
+
+def _place_checked(source: Path, dest: Path, sha256: str) -> bool:
+    """:func:`_place` ``source`` at ``dest`` (via a temporary name); False, and nothing at ``dest``, when
+    its bytes do not match ``sha256``."""
+    partial = dest.with_name(dest.name + f".partial-{uuid.uuid4().hex[:8]}")
+    try:
+        if (_place(source, partial) or sha256_file(partial)) != sha256:
             return False
         os.replace(partial, dest)
-        _ARTIFACT_DIGESTS[_identity(dest)] = sha256  # the bytes just written, hashed as they were
+        _ARTIFACT_DIGESTS[_identity(dest)] = sha256  # the bytes just placed, hashed as they were
         return True
     except FileNotFoundError:
         return False
@@ -156,9 +176,10 @@ class LocalCache:
         return FileLock(str(self.base / "locks" / f"{key}.lock"))
 
     def fetch(self, key: str, dest: dict[str, Path]) -> dict[str, Any] | None:
-        """Copy entry ``key``'s files to ``dest`` (file name in the entry -> destination) and return its
-        metadata, or None when there is no entry. Raises :class:`CorruptEntry` (after removing the entry)
-        when a file is missing or does not match its sha256."""
+        """Place (link or copy, see :func:`_place`) entry ``key``'s files at ``dest`` (file name in the
+        entry -> destination) and return its metadata, or None when there is no entry. Raises
+        :class:`CorruptEntry` (after removing the entry) when a file is missing or does not match its
+        sha256."""
         folder = self.entry_dir(key)
         try:
             meta = json.loads((folder / ENTRY).read_text())
@@ -175,7 +196,7 @@ class LocalCache:
             )
         for name, target in dest.items():
             expected = meta["files"].get(name, {}).get("sha256")
-            if expected is None or not _copy_checked(folder / name, target, expected):
+            if expected is None or not _place_checked(folder / name, target, expected):
                 self._discard(folder)
                 raise CorruptEntry(
                     f"cache entry {key[:16]}: {name} is missing or does not match its sha256 (corrupted or "
@@ -194,8 +215,9 @@ class LocalCache:
         try:
             recorded = {}
             for name, source in files.items():
-                shutil.copyfile(source, tmp / name)
-                recorded[name] = {"sha256": sha256_file(tmp / name), "size": (tmp / name).stat().st_size}
+                _place(source, tmp / name)
+                digest = artifact_sha256(tmp / name)  # known when the build hashed its file (a link)
+                recorded[name] = {"sha256": digest, "size": (tmp / name).stat().st_size}
             body = {**meta, "key": key, "files": recorded, "stored": time.time()}
             (tmp / ENTRY).write_text(json.dumps(body, indent=1, sort_keys=True))
             folder.parent.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,7 @@ from ..cache import CorruptEntry, LocalCache
 from ..cache.deps import ReadTracker
 from ..cache.keys import artifact_key, computation_digest, key_inputs
 from ..cache.remote import RemoteLayer
-from ..cache.store import entry_files, sha256_file
+from ..cache.store import artifact_sha256, entry_files
 from ..plan import bucket_label
 from ..runtime.pytree import flatten
 from ..runtime.schema import ArtifactEntry, Manifest
@@ -221,12 +221,12 @@ def _entry(job: JobRequest, path: Path, companions: dict[str, Path], facts: dict
         {
             "bucket": {str(dim): size for dim, size in job.bucket},
             "file": path.name,
-            "sha256": sha256_file(path),
+            "sha256": artifact_sha256(path),
             "size": path.stat().st_size,
             "input_shapes": [spec["shape"] for spec in job.inputs],
             **facts,
             "companions": {
-                suffix: {"file": p.name, "sha256": sha256_file(p), "size": p.stat().st_size}
+                suffix: {"file": p.name, "sha256": artifact_sha256(p), "size": p.stat().st_size}
                 for suffix, p in companions.items()
             },
         }
