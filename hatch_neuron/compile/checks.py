@@ -49,11 +49,13 @@ def control_flow(
     wrapper: torch.nn.Module,
     specs: list[dict[str, Any]],
     trace_example: Callable[[], Any] | None = None,
+    static_shapes: bool = False,
 ) -> list[Finding]:
-    """Python values taken from tensors that depend on the input data (see :mod:`.conversions`), and a
-    traced graph that differs from eager on fresh inputs. A tracer warning alone is no finding: it also
-    fires for values that depend only on shapes, which are exact under the declared fixed shapes."""
-    traced, sites = data_dependent_sites(wrapper, specs, trace_example)
+    """Python values taken from tensors that depend on the input data (see :mod:`.conversions`;
+    ``static_shapes``: no intermediate shape depends on the data), and a traced graph that differs from
+    eager on fresh inputs. A tracer warning alone is no finding: it also fires for values that depend only
+    on shapes, which are exact under the declared fixed shapes."""
+    traced, sites = data_dependent_sites(wrapper, specs, trace_example, static_shapes)
     findings = [
         Finding(
             name,
@@ -333,8 +335,10 @@ def run_checks(
 ) -> list[dict[str, str]]:
     """Every check's findings; ``trace_example`` gives the trace at the build's example inputs (shared
     with the build; by default the checks trace it themselves)."""
-    findings = control_flow(name, model, wrapper, specs, trace_example)
-    findings += graph_checks(name, model, wrapper, specs)
+    graph = graph_checks(name, model, wrapper, specs)
+    static_shapes = not any(f.kind in ("skipped", "data-dependent-shape") for f in graph)
+    findings = control_flow(name, model, wrapper, specs, trace_example, static_shapes)
+    findings += graph
     findings += operator_support(name, model, wrapper, specs)
     if batched:
         findings += batch_dependence(name, model, specs, specs[0]["shape"][0])

@@ -79,14 +79,25 @@ def _comparable(value: Any) -> str:
     return text if len(text) <= 80 else "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-class ConversionRecorder(TorchFunctionMode):
-    """Records, per source line, the values of the tensor -> Python conversions made there, in order."""
+#: Graph nodes whose value is a tensor's shape, not its data: a conversion of a value computed from these,
+#: parameters and constants only is the same for every input of the declared shapes (when no
+#: intermediate shape depends on the data, which ``torch.export`` tells).
+SHAPE_NODES = frozenset({"aten::size", "aten::dim", "aten::numel", "prim::shape", "aten::len"})
 
-    def __init__(self) -> None:
+
+class ConversionRecorder(TorchFunctionMode):
+    """Records, per source line, the values of the tensor -> Python conversions made there, in order; and,
+    under :func:`torch.jit._get_trace_graph` with ``user_inputs`` graph inputs first, whether any converted
+    value depends on their data in the traced graph (``reads_data``; True when that cannot be told)."""
+
+    def __init__(self, user_inputs: int | None = None) -> None:
         super().__init__()
         self.values: dict[Site, list[str]] = {}
         self.kinds: dict[Site, str] = {}
         self.callers: dict[Site, Site | None] = {}
+        self.user_inputs = user_inputs
+        self.reads_data = False
+        self._clean: set[int] = set()  # traced values found not to depend on input data
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         result = func(*args, **(kwargs or {}))
@@ -96,7 +107,33 @@ class ConversionRecorder(TorchFunctionMode):
             self.values.setdefault(site, []).append(_comparable(result))
             self.kinds.setdefault(site, kind)
             self.callers.setdefault(site, caller)
+            if not self.reads_data:
+                tensors = [a for a in args if isinstance(a, torch.Tensor)]
+                self.reads_data = any(self._from_input_data(t) for t in tensors)
         return result
+
+    def _from_input_data(self, tensor: torch.Tensor) -> bool:
+        """Whether ``tensor``'s traced value is computed from a user input other than through its shape."""
+        state = torch._C._get_tracing_state()
+        if self.user_inputs is None or state is None:
+            return True
+        try:
+            value = torch._C._get_value_trace(tensor)
+        except RuntimeError:  # not a traced value: where it came from is unknown
+            return True
+        inputs = {v.unique() for v in list(state.graph().inputs())[: self.user_inputs]}
+        stack, seen = [value], set()
+        while stack:
+            value = stack.pop()
+            if value.unique() in seen or value.unique() in self._clean:
+                continue
+            seen.add(value.unique())
+            if value.unique() in inputs:
+                return True
+            if value.node().kind() not in SHAPE_NODES:
+                stack.extend(value.node().inputs())
+        self._clean |= seen
+        return False
 
 
 def _filled(spec: dict[str, Any], fill: str) -> torch.Tensor:
@@ -172,16 +209,23 @@ def data_dependent_sites(
     wrapper: torch.nn.Module,
     specs: list[dict[str, Any]],
     trace_example: Callable[[], Any] | None = None,
+    static_shapes: bool = False,
 ) -> tuple[Any, list[DataDependentSite]]:
     """Trace ``wrapper`` on every input set; return the trace of the build's example inputs (made by
     ``trace_example`` when given) and the source lines whose conversions gave different values on
     different sets. Conversions are recorded by running traced, without making a module of the graph.
 
+    With ``static_shapes`` (no intermediate shape depends on the data), when no value converted on the
+    example inputs is computed from the inputs' data (only from shapes, parameters and constants), the
+    other sets are not run: every conversion then gives the same value for every input of the declared
+    shapes, so the model takes the same path (BERT-large: 0.9 s instead of 6.5 s).
+
     A set the model refuses (an exception: extreme values can trip a model's own asserts) gives no
     evidence and is left out; the example inputs must trace (the build traces on them too)."""
     traced, runs = None, {}
+    user_inputs = len(specs) if getattr(torch.jit, "_get_trace_graph", None) else None
     for label, inputs in input_sets(specs):
-        recorder = ConversionRecorder()
+        recorder = ConversionRecorder(user_inputs)
         try:
             with warnings.catch_warnings(), torch.no_grad():
                 warnings.simplefilter("ignore")  # tracer warnings say nothing the values do not
@@ -194,6 +238,8 @@ def data_dependent_sites(
                 raise
             continue
         runs[label] = recorder
+        if static_shapes and len(runs) == 1 and not recorder.reads_data:
+            break
     differing = []
     for site in dict.fromkeys(s for recorder in runs.values() for s in recorder.values):
         seen = {label: recorder.values.get(site, []) for label, recorder in runs.items()}
