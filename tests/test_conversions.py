@@ -34,6 +34,26 @@ def large_values(x: torch.Tensor) -> torch.Tensor:
     return x + 1
 
 
+def slice_write(x: torch.Tensor) -> torch.Tensor:
+    y = torch.zeros(2, 8)
+    y[:] = x  # traced as slice + copy_: a read of y does not lead back to x in the graph
+    return x * (y.abs() > 100).sum().item()
+
+
+def untraced_alias(x: torch.Tensor) -> torch.Tensor:
+    return x * (x.data.abs() > 100).sum().item()  # x.data enters the graph as a constant
+
+
+class BufferAssigned(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("seen", torch.zeros(2, 8))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.data = x.clone()  # not traced at all
+        return x * (self.seen.abs() > 100).sum().item()
+
+
 def count_nonzero_branch(x: torch.Tensor) -> torch.Tensor:
     if torch.nonzero(x > 0).shape[0] > 15:  # a shape, but of a tensor whose shape depends on the data
         return x * 0
@@ -56,10 +76,20 @@ def test_values_fixed_by_shapes_and_parameters_need_one_run(monkeypatch: pytest.
     assert len(calls) == 1 + 1 + len(conversions.FILLS)
 
 
-def test_a_value_read_from_the_data_runs_every_set(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("model", "kind"),
+    [
+        (large_values, "boolean"),
+        (slice_write, "number (.item())"),
+        (untraced_alias, "number (.item())"),
+        (BufferAssigned(), "number (.item())"),
+    ],
+    ids=["direct", "slice-write", "data-alias", "buffer-assigned"],
+)
+def test_a_value_read_from_the_data_runs_every_set(monkeypatch: pytest.MonkeyPatch, model, kind: str) -> None:
     calls = _runs(monkeypatch)
-    _, sites = conversions.data_dependent_sites(FlatOutputs(large_values), SPECS, static_shapes=True)
-    assert len(calls) == 1 + len(conversions.FILLS) and [s.kind for s in sites] == ["boolean"]
+    _, sites = conversions.data_dependent_sites(FlatOutputs(model), SPECS, static_shapes=True)
+    assert len(calls) == 1 + len(conversions.FILLS) and [s.kind for s in sites] == [kind]
 
 
 def test_a_shape_that_depends_on_the_data_is_not_taken_as_fixed(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -87,15 +87,16 @@ SHAPE_NODES = frozenset({"aten::size", "aten::dim", "aten::numel", "prim::shape"
 
 class ConversionRecorder(TorchFunctionMode):
     """Records, per source line, the values of the tensor -> Python conversions made there, in order; and,
-    under :func:`torch.jit._get_trace_graph` with ``user_inputs`` graph inputs first, whether any converted
-    value depends on their data in the traced graph (``reads_data``; True when that cannot be told)."""
+    under :func:`torch.jit._get_trace_graph` called with ``inputs`` (their graph values come first),
+    whether any converted value depends on their data in the traced graph (``reads_data``; True when that
+    cannot be told)."""
 
-    def __init__(self, user_inputs: int | None = None) -> None:
+    def __init__(self, inputs: tuple[torch.Tensor, ...] | None = None) -> None:
         super().__init__()
         self.values: dict[Site, list[str]] = {}
         self.kinds: dict[Site, str] = {}
         self.callers: dict[Site, Site | None] = {}
-        self.user_inputs = user_inputs
+        self.inputs = inputs
         self.reads_data = False
         self._clean: set[int] = set()  # traced values found not to depend on input data
 
@@ -113,27 +114,52 @@ class ConversionRecorder(TorchFunctionMode):
         return result
 
     def _from_input_data(self, tensor: torch.Tensor) -> bool:
-        """Whether ``tensor``'s traced value is computed from a user input other than through its shape."""
+        """Whether ``tensor``'s traced value is computed from an input other than through its shape. A
+        tensor the tracer never saw (``x.data``) enters the graph as a constant: one in an input's
+        memory counts as that input."""
         state = torch._C._get_tracing_state()
-        if self.user_inputs is None or state is None:
+        if self.inputs is None or state is None:
             return True
         try:
             value = torch._C._get_value_trace(tensor)
         except RuntimeError:  # not a traced value: where it came from is unknown
             return True
-        inputs = {v.unique() for v in list(state.graph().inputs())[: self.user_inputs]}
+        if _writes_in_place(state.graph()):
+            return True
+        inputs = {v.unique() for v in list(state.graph().inputs())[: len(self.inputs)]}
+        memory = {_storage(t) for t in self.inputs}
         stack, seen = [value], set()
         while stack:
             value = stack.pop()
             if value.unique() in seen or value.unique() in self._clean:
                 continue
             seen.add(value.unique())
-            if value.unique() in inputs:
+            node = value.node()
+            if value.unique() in inputs or (_tensor_constant(node) and _storage(node.t("value")) in memory):
                 return True
-            if value.node().kind() not in SHAPE_NODES:
-                stack.extend(value.node().inputs())
+            if node.kind() not in SHAPE_NODES:
+                stack.extend(node.inputs())
         self._clean |= seen
         return False
+
+
+def _storage(tensor: torch.Tensor) -> int:
+    return tensor.untyped_storage().data_ptr()
+
+
+def _tensor_constant(node: torch._C.Node) -> bool:
+    return node.kind() == "prim::Constant" and node.output().type().kind() == "TensorType"
+
+
+def _writes_in_place(graph: torch._C.Graph) -> bool:
+    """Whether the graph traced so far writes into a tensor in place: ``y[:] = x`` traces as ``slice``
+    then ``copy_`` on the slice, so a later read of ``y`` does not lead back to ``x`` in the graph."""
+    return any(n.kind().endswith("_") and not n.kind().endswith("__") for n in graph.nodes())
+
+
+def _state(module: torch.nn.Module) -> dict[str, tuple[int, int]]:
+    """Where each parameter and buffer's memory is, and its version (``buf.data = x`` is not traced)."""
+    return {name: (t.data_ptr(), t._version) for name, t in module.state_dict(keep_vars=True).items()}
 
 
 def _filled(spec: dict[str, Any], fill: str) -> torch.Tensor:
@@ -216,21 +242,24 @@ def data_dependent_sites(
     different sets. Conversions are recorded by running traced, without making a module of the graph.
 
     With ``static_shapes`` (no intermediate shape depends on the data), when no value converted on the
-    example inputs is computed from the inputs' data (only from shapes, parameters and constants), the
-    other sets are not run: every conversion then gives the same value for every input of the declared
-    shapes, so the model takes the same path (BERT-large: 0.9 s instead of 6.5 s).
+    example inputs is computed from the inputs' data (only from shapes, parameters and constants; no
+    tensor written in place before it) and the module's parameters and buffers are unchanged, the other
+    sets are not run: every conversion then gives the same value for every input of the declared shapes,
+    so the model takes the same path (BERT-large: 0.9 s instead of 6.5 s).
 
     A set the model refuses (an exception: extreme values can trip a model's own asserts) gives no
     evidence and is left out; the example inputs must trace (the build traces on them too)."""
     traced, runs = None, {}
-    user_inputs = len(specs) if getattr(torch.jit, "_get_trace_graph", None) else None
+    traces_graphs = getattr(torch.jit, "_get_trace_graph", None) is not None
     for label, inputs in input_sets(specs):
-        recorder = ConversionRecorder(user_inputs)
+        recorder = ConversionRecorder(inputs if traces_graphs else None)
+        state = _state(wrapper)
         try:
             with warnings.catch_warnings(), torch.no_grad():
                 warnings.simplefilter("ignore")  # tracer warnings say nothing the values do not
                 if traced is None:  # outside the recorder: a mode changes the names of the graph's values
                     traced = (trace_example or partial(torch.jit.trace, wrapper, inputs, check_trace=False))()
+                    state = _state(wrapper)
                 with recorder:
                     _trace_only(wrapper, inputs)
         except Exception:
@@ -238,7 +267,7 @@ def data_dependent_sites(
                 raise
             continue
         runs[label] = recorder
-        if static_shapes and len(runs) == 1 and not recorder.reads_data:
+        if len(runs) == 1 and static_shapes and not recorder.reads_data and _state(wrapper) == state:
             break
     differing = []
     for site in dict.fromkeys(s for recorder in runs.values() for s in recorder.values):
