@@ -215,8 +215,8 @@ class LocalCache:
         try:
             recorded = {}
             for name, source in files.items():
-                _place(source, tmp / name)
-                digest = artifact_sha256(tmp / name)  # known when the build hashed its file (a link)
+                # a copy is hashed as it is made; a link is the build's own file, whose hash it knows
+                digest = _place(source, tmp / name) or artifact_sha256(tmp / name)
                 recorded[name] = {"sha256": digest, "size": (tmp / name).stat().st_size}
             body = {**meta, "key": key, "files": recorded, "stored": time.time()}
             (tmp / ENTRY).write_text(json.dumps(body, indent=1, sort_keys=True))

@@ -97,6 +97,7 @@ class ConversionRecorder(TorchFunctionMode):
         self.kinds: dict[Site, str] = {}
         self.callers: dict[Site, Site | None] = {}
         self.inputs = inputs
+        self._memory = {_storage(t) for t in inputs or ()}
         self.reads_data = False
         self._clean: set[int] = set()  # traced values found not to depend on input data
 
@@ -127,7 +128,6 @@ class ConversionRecorder(TorchFunctionMode):
         if _writes_in_place(state.graph()):
             return True
         inputs = {v.unique() for v in list(state.graph().inputs())[: len(self.inputs)]}
-        memory = {_storage(t) for t in self.inputs}
         stack, seen = [value], set()
         while stack:
             value = stack.pop()
@@ -135,7 +135,9 @@ class ConversionRecorder(TorchFunctionMode):
                 continue
             seen.add(value.unique())
             node = value.node()
-            if value.unique() in inputs or (_tensor_constant(node) and _storage(node.t("value")) in memory):
+            if value.unique() in inputs or (
+                _tensor_constant(node) and _storage(node.t("value")) in self._memory
+            ):
                 return True
             if node.kind() not in SHAPE_NODES:
                 stack.extend(node.inputs())
@@ -250,16 +252,16 @@ def data_dependent_sites(
     A set the model refuses (an exception: extreme values can trip a model's own asserts) gives no
     evidence and is left out; the example inputs must trace (the build traces on them too)."""
     traced, runs = None, {}
-    traces_graphs = getattr(torch.jit, "_get_trace_graph", None) is not None
+    may_stop = static_shapes and getattr(torch.jit, "_get_trace_graph", None) is not None
     for label, inputs in input_sets(specs):
-        recorder = ConversionRecorder(inputs if traces_graphs else None)
-        state = _state(wrapper)
+        watching = may_stop and not runs  # only the first set's run can make the others unneeded
+        recorder = ConversionRecorder(inputs if watching else None)
         try:
             with warnings.catch_warnings(), torch.no_grad():
                 warnings.simplefilter("ignore")  # tracer warnings say nothing the values do not
                 if traced is None:  # outside the recorder: a mode changes the names of the graph's values
                     traced = (trace_example or partial(torch.jit.trace, wrapper, inputs, check_trace=False))()
-                    state = _state(wrapper)
+                state = _state(wrapper) if watching else None
                 with recorder:
                     _trace_only(wrapper, inputs)
         except Exception:
@@ -267,7 +269,7 @@ def data_dependent_sites(
                 raise
             continue
         runs[label] = recorder
-        if len(runs) == 1 and static_shapes and not recorder.reads_data and _state(wrapper) == state:
+        if watching and not recorder.reads_data and _state(wrapper) == state:
             break
     differing = []
     for site in dict.fromkeys(s for recorder in runs.values() for s in recorder.values):
