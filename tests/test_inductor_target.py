@@ -4,6 +4,7 @@ platform-tagged and pins the exact torch; the runtime refuses a CPU without the 
 from __future__ import annotations
 
 import hashlib
+import json
 import platform
 import textwrap
 import zipfile
@@ -14,6 +15,7 @@ from conftest import clean_env, install, make_project, pip_wheel, run_json, run_
 
 from hatch_neuron.compile.inductor import InductorTarget
 from hatch_neuron.compile.options import InductorOptions
+from hatch_neuron.runtime.inductor import onednn_vector_isa
 
 pytestmark = [
     pytest.mark.slow,  # an AOTInductor compile takes ~30 s here
@@ -229,3 +231,67 @@ def test_two_cold_builds_in_other_folders_give_the_same_wheel(tmp_path: Path) ->
     with zipfile.ZipFile(wheel) as archive:
         assert sum(n.endswith(".pt2") for n in archive.namelist()) == 2
         assert '"reproducible": false' not in archive.read("demo_pkg/_hatch_neuron/manifest.json").decode()
+
+
+CNN_NETS = """
+    import torch
+
+    def make():
+        torch.manual_seed(0)
+        layers = [torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU()]
+        return torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()).eval()
+"""
+
+CNN_TOML = """
+    [tool.neuron]
+    targets = ["inductor"]
+
+    [tool.neuron.models.cnn]
+    factory = "demo_pkg.nets:make"
+    inputs = [{ shape = [2, 3, 16, 16] }]
+"""
+
+CNN_CALL = textwrap.dedent("""
+    import json, warnings, torch
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        from demo_pkg.compiled import cnn
+    from demo_pkg.nets import make
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        diff = (cnn(x) - make()(x)).abs().max().item()
+    print(json.dumps({"diff": diff, "warnings": [str(w.message) for w in caught]}))
+""")
+
+
+def artifact_details(site: Path) -> dict:
+    manifest = json.loads((site / "demo_pkg" / "_hatch_neuron" / "manifest.json").read_text())
+    (model,) = manifest["models"].values()
+    (artifact,) = model["artifacts"]["inductor"]
+    return artifact
+
+
+def test_convolutions_freeze_by_default_and_prepacking_is_tied_to_the_cpu(tmp_path: Path) -> None:
+    """A CNN compiles with freezing and unpacked weights unless the project says otherwise (the manifest
+    records what was added); weights prepacked on request are tied to the build CPU's oneDNN kernels,
+    and loading them where oneDNN runs others warns (emulated with ONEDNN_MAX_CPU_ISA)."""
+    pip_wheel(make_project(tmp_path / "auto", CNN_NETS, CNN_TOML), tmp_path / "auto-dist")
+    site = install(single_wheel(tmp_path / "auto-dist"), tmp_path / "auto-site")
+    details = artifact_details(site)
+    assert details["inductor_configs_added"] == {"freezing": True, "cpp.weight_prepack": False}
+    assert "prepacked_for" not in details
+    report = run_json(CNN_CALL, site)
+    assert report["diff"] < 1e-5 and report["warnings"] == []
+
+    packed = CNN_TOML.replace(
+        'targets = ["inductor"]',
+        'targets = ["inductor"]\n    inductor-configs = { "cpp.weight_prepack" = true }',
+    )
+    pip_wheel(make_project(tmp_path / "packed", CNN_NETS, packed), tmp_path / "packed-dist")
+    site = install(single_wheel(tmp_path / "packed-dist"), tmp_path / "packed-site")
+    built_for = artifact_details(site)["prepacked_for"]
+    assert built_for == onednn_vector_isa()
+    other = {"avx512": "AVX2", "avx2": "AVX"}.get(built_for, "SSE41")
+    report = run_json(CNN_CALL, site, env=clean_env(ONEDNN_MAX_CPU_ISA=other))
+    assert report["diff"] < 1e-5
+    assert any(f"prepacked for {built_for} CPUs" in w for w in report["warnings"]), report

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from ..runtime.inductor import INDUCTOR_ISA
+from ..runtime.inductor import INDUCTOR_ISA, onednn_vector_isa
 from ..targets import REGISTRY
 from .base import CannotCompile, Compiled, CompileTarget, TargetUnavailable, user_frame
 from .options import InductorOptions
@@ -31,6 +31,34 @@ MARCH = {"x86_64": "x86-64-v3"}
 #: AOTInductor compiles with ``-g1`` line tables (for profilers) by default: without them the library is
 #: about 4x smaller (1.48 MB -> 0.37 MB for a small MLP), and so are wheels and their compression time.
 NO_LINE_TABLES = {"aot_inductor.enable_line_tables": False}
+#: Convolution ops of an exported graph. A CPU graph with one compiles with ``freezing`` unless the project
+#: sets it: batch norms fold into the convolutions and oneDNN runs them on constant weights (ResNet-18 at
+#: batch 1, one thread: 69 -> 51 ms). Graphs without one keep Inductor's default (freezing made a small
+#: transformer's linear layers slower).
+CONVOLUTIONS = frozenset(
+    {"conv1d", "conv2d", "conv3d", "convolution", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"}
+)
+#: How the two settings above are chosen when the project leaves them out (part of the cache key).
+INFERENCE_DEFAULTS = "freezing on for convolutions; cpp.weight_prepack off when freezing"
+
+
+def has_convolution(exported: torch.export.ExportedProgram) -> bool:
+    return any(getattr(node.target, "_opname", None) in CONVOLUTIONS for node in exported.graph.nodes)
+
+
+def inference_configs(configs: dict[str, Any], convolutions: bool) -> dict[str, Any]:
+    """The settings Inductor adds for inference to the project's ``configs`` (which always win).
+
+    ``cpp.weight_prepack`` goes off under freezing: prepacked weights are laid out for the build host's
+    oneDNN kernels (AVX-512 here), and a CPU that runs others reorders them on every call (ResNet-18
+    under ``ONEDNN_MAX_CPU_ISA=AVX2``: 41 -> 544 ms a call); unpacked, every CPU pays a small reorder
+    (51 ms here, 62 ms under AVX2)."""
+    added: dict[str, Any] = {}
+    if "freezing" not in configs and convolutions:
+        added["freezing"] = True
+    if {**configs, **added}.get("freezing") and "cpp.weight_prepack" not in configs:
+        added["cpp.weight_prepack"] = False
+    return added
 
 
 def inductor_setting_names() -> set[str]:
@@ -90,11 +118,16 @@ class InductorTarget(CompileTarget):
                 + ". AOTInductor needs an exported graph; the TorchScript targets (cpu, neuron) trace the "
                 "model instead: leave inductor out for this model with its own targets = [...]"
             ) from exc
+        configs = self.configs(options)
+        if options.device == "cpu":
+            added = inference_configs(configs, has_convolution(exported))
+            configs.update(added)
+            details.update({"inductor_configs_added": added} if added else {})
+            if configs.get("freezing") and configs.get("cpp.weight_prepack", True):
+                details["prepacked_for"] = onednn_vector_isa()  # the loader warns on other CPUs
         package = workdir / "model.pt2"
         torch._inductor.aoti_compile_and_package(
-            exported,
-            package_path=str(package),
-            inductor_configs=self.configs(options),
+            exported, package_path=str(package), inductor_configs=configs
         )
         return Compiled(package, details)
 
@@ -109,7 +142,7 @@ class InductorTarget(CompileTarget):
         return {f"c++ ({compiler})": version or None}
 
     def key_options(self, options: InductorOptions) -> dict[str, Any]:
-        return {"device": options.device, **self.configs(options)}
+        return {"device": options.device, **self.configs(options), "inference-defaults": INFERENCE_DEFAULTS}
 
     @staticmethod
     def configs(options: InductorOptions) -> dict[str, Any]:

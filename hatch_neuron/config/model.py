@@ -516,12 +516,14 @@ class NeuronSettings:
         default_factory=dict, metadata={"check": inductor_configs_problem}
     )
     """Inductor settings for the ``inductor`` target, passed to AOTInductor as its ``inductor_configs``
-    (part of the cache key), e.g. ``{ freezing = true }``, which folds the weights into the graph as
-    constants (batch norms into convolutions, weights prepacked for oneDNN). Measured here, one thread:
-    freezing made a small CNN at batch 8 25% faster and the real MiniLM ~5%, but a small transformer
-    encoder at batch 1 2.2x slower (oneDNN's per-call cost on small matrices), so it is not the default.
-    Quote dotted names (``{ "cpp.weight_prepack" = false }``). ``cpp.march`` is hatch-neuron's (the portable
-    instruction set) and cannot be set; names this torch's Inductor does not have fail the build."""
+    (part of the cache key). What the project leaves out, hatch-neuron chooses for inference: a CPU graph
+    with a convolution compiles with ``freezing = true`` (weights folded into the graph as constants,
+    batch norms into the convolutions: ResNet-18 1.35x faster here), other graphs without it (it made a
+    small transformer encoder at batch 1 2.2x slower); under freezing, ``"cpp.weight_prepack" = false``,
+    since weights prepacked for the build host's oneDNN kernels are reordered on every call by a CPU
+    that runs others (ResNet-18 built here with AVX-512, run with AVX2 kernels: 13x slower; the loader
+    warns when that happens). The manifest records what was added. Quote dotted names. ``cpp.march`` is
+    hatch-neuron's (the portable instruction set) and cannot be set; names this torch's Inductor does not have fail the build."""
 
     load: Literal["import", "lazy"] = "import"
     """``import``: load every model when the generated module is imported; ``lazy``: on first call."""
