@@ -212,15 +212,21 @@ REPRODUCIBLE_TOML = """
     factory = "demo_pkg.nets:make"
     targets = ["cpu"]
     inputs = [{ shape = [2, 16] }]
+
+    [tool.neuron.models.cnn]
+    factory = "demo_pkg.nets:make_cnn"
+    inputs = [{ shape = [1, 3, 16, 16] }]
 """
 
 
 def test_two_cold_builds_in_other_folders_give_the_same_wheel(tmp_path: Path) -> None:
     """Issue 19: inductor artifacts compile in a folder named after their key, so two cold builds (cache
-    off, other checkouts, other cache folders, other times) of cpu + inductor models give one wheel."""
+    off, other checkouts, other cache folders, other times) of cpu + inductor models give one wheel; a
+    frozen CNN's (freezing: the default for convolutions) included."""
     digests = []
     for i in range(2):
-        project = make_project(tmp_path / f"checkout-{i}" / ("x" * (i + 1)), NETS, REPRODUCIBLE_TOML)
+        nets = NETS + CNN_NETS.replace("def make()", "def make_cnn()").replace("import torch\n", "", 1)
+        project = make_project(tmp_path / f"checkout-{i}" / ("x" * (i + 1)), nets, REPRODUCIBLE_TOML)
         env = clean_env(SOURCE_DATE_EPOCH="1700000000", HATCH_NEURON_CACHE_DIR=str(tmp_path / f"cache-{i}"))
         output = pip_wheel(project, tmp_path / f"dist-{i}", env=env)
         assert "mlp [inductor dim0=4]: compiled in" in output.stdout + output.stderr
@@ -229,8 +235,9 @@ def test_two_cold_builds_in_other_folders_give_the_same_wheel(tmp_path: Path) ->
     print("wheel sha256:", digests)
     assert digests[0] == digests[1]
     with zipfile.ZipFile(wheel) as archive:
-        assert sum(n.endswith(".pt2") for n in archive.namelist()) == 2
-        assert '"reproducible": false' not in archive.read("demo_pkg/_hatch_neuron/manifest.json").decode()
+        assert sum(n.endswith(".pt2") for n in archive.namelist()) == 3
+        manifest = archive.read("demo_pkg/_hatch_neuron/manifest.json").decode()
+        assert '"reproducible": false' not in manifest and '"inductor_configs_added"' in manifest
 
 
 CNN_NETS = """
