@@ -523,7 +523,8 @@ class NeuronSettings:
     since weights prepacked for the build host's oneDNN kernels are reordered on every call by a CPU
     that runs others (ResNet-18 built here with AVX-512, run with AVX2 kernels: 13x slower; the loader
     warns when that happens). The manifest records what was added. Quote dotted names. ``cpp.march`` is
-    hatch-neuron's (the portable instruction set) and cannot be set; names this torch's Inductor does not have fail the build."""
+    hatch-neuron's (the portable instruction set) and cannot be set; names this torch's Inductor does
+    not have fail the build."""
 
     load: Literal["import", "lazy"] = "import"
     """``import``: load every model when the generated module is imported; ``lazy``: on first call."""
