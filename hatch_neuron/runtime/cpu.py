@@ -14,4 +14,7 @@ class CpuLoader(TargetLoader):
     def load(
         self, source: str | IO[bytes], manifest: Manifest, artifact: ArtifactEntry, core: int | None
     ) -> Any:
-        return torch.jit.load(source, map_location="cpu")
+        module = torch.jit.load(source, map_location="cpu")
+        if artifact.details.get("optimize_for_inference"):  # the build found a convolution (compile/cpu.py)
+            module = torch.jit.optimize_for_inference(module)
+        return module

@@ -1,0 +1,99 @@
+"""Inference defaults, in process (no wheel): the ``inductor`` target's freezing for graphs with
+convolutions, weights left unpacked under freezing, which oneDNN kernels this CPU runs; the ``cpu``
+target's ``optimize_for_inference`` at load for convolutions of enough FLOPs."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+import torch
+
+from hatch_neuron.compile.cpu import OPTIMIZE_FROM_FLOPS, CpuTarget, convolution_flops
+from hatch_neuron.compile.inductor import InductorTarget, has_convolution, inference_configs
+from hatch_neuron.compile.options import InductorOptions, NoOptions
+from hatch_neuron.runtime import inductor as runtime_inductor
+from hatch_neuron.runtime.cpu import CpuLoader
+from hatch_neuron.runtime.schema import ArtifactEntry, Manifest
+
+
+@pytest.mark.parametrize(
+    ("configs", "convolutions", "added"),
+    [
+        ({}, True, {"freezing": True, "cpp.weight_prepack": False}),
+        ({}, False, {}),
+        ({"freezing": True}, False, {"cpp.weight_prepack": False}),
+        ({"freezing": False}, True, {}),
+        ({"freezing": True, "cpp.weight_prepack": True}, True, {}),
+        ({"cpp.weight_prepack": True}, True, {"freezing": True}),
+    ],
+)
+def test_the_projects_settings_win(configs: dict, convolutions: bool, added: dict) -> None:
+    assert inference_configs(configs, convolutions) == added
+
+
+def test_convolutions_are_found_in_the_exported_graph() -> None:
+    conv = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)).eval()
+    mlp = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU()).eval()
+    with torch.no_grad():
+        assert has_convolution(torch.export.export(conv, (torch.rand(1, 3, 8, 8),), strict=False))
+        assert not has_convolution(torch.export.export(mlp, (torch.rand(2, 8),), strict=False))
+
+
+def test_the_defaults_are_part_of_the_cache_key() -> None:
+    key = InductorTarget().key_options(InductorOptions())
+    assert "freezing on for convolutions" in key["inference-defaults"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "cap", "isa"),
+    [
+        ({"avx2", "fma", "avx512f"}, None, "avx512"),
+        ({"avx2", "fma", "avx512f"}, "AVX2", "avx2"),
+        ({"avx2", "fma", "avx512f"}, "AVX512_CORE_VNNI", "avx512"),
+        ({"avx2", "fma"}, None, "avx2"),
+        ({"avx2", "fma"}, "AVX", "older"),
+        ({"sse4_1"}, None, "older"),
+    ],
+)
+def test_onednn_vector_isa(monkeypatch: pytest.MonkeyPatch, flags: set, cap: str | None, isa: str) -> None:
+    monkeypatch.setattr(runtime_inductor, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    if cap is None:
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    else:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    assert runtime_inductor.onednn_vector_isa() == isa
+
+
+def conv_net(channels: int) -> torch.nn.Module:
+    torch.manual_seed(0)
+    layers = [torch.nn.Conv2d(3, channels, 3, padding=1), torch.nn.BatchNorm2d(channels), torch.nn.ReLU()]
+    return torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()).eval()
+
+
+@pytest.mark.parametrize(("channels", "optimized"), [(2, False), (64, True)])
+def test_cpu_artifacts_of_large_convolutions_are_optimized_at_load(channels: int, optimized: bool) -> None:
+    """The build counts the convolutions' FLOPs (batch 4: 2 channels 0.4 MFLOPs; 64 channels 14 MFLOPs)
+    and marks the artifact; the loader then optimizes it for this CPU, with eager's outputs."""
+    model, example = conv_net(channels), (torch.rand(4, 3, 32, 32),)
+    with torch.no_grad():
+        compiled = CpuTarget().compile(model, example, Path("."), NoOptions())
+        assert (convolution_flops(compiled.module, example) >= OPTIMIZE_FROM_FLOPS) is optimized
+        assert compiled.details.get("optimize_for_inference", False) is optimized
+        saved = io.BytesIO()
+        torch.jit.save(compiled.module, saved)
+        saved.seek(0)
+        entry = ArtifactEntry("m.pt", "", 0, details=compiled.details)
+        loaded = CpuLoader().load(saved, Manifest(), entry, None)
+        kinds = {node.kind() for node in loaded.graph.nodes()}
+        assert ("prim::mkldnn_convolution" in kinds) is optimized, kinds
+        assert torch.allclose(loaded(*example), model(*example), atol=1e-5)
+
+
+def test_graphs_without_convolutions_count_nothing() -> None:
+    mlp = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU()).eval()
+    with torch.no_grad():
+        compiled = CpuTarget().compile(mlp, (torch.rand(2, 8),), Path("."), NoOptions())
+    assert compiled.details == {"frozen": True}
