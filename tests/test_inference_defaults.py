@@ -97,3 +97,24 @@ def test_graphs_without_convolutions_count_nothing() -> None:
     with torch.no_grad():
         compiled = CpuTarget().compile(mlp, (torch.rand(2, 8),), Path("."), NoOptions())
     assert compiled.details == {"frozen": True}
+
+
+def test_graphs_the_passes_break_load_as_they_are(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where optimize_for_inference fails (it breaks Swin's graph: tests/test_corpus.py), the build marks
+    the artifact ``False`` and a loader whose torch fails it anyway warns and runs the module as saved."""
+
+    def broken(module: torch.jit.ScriptModule) -> torch.jit.ScriptModule:
+        raise RuntimeError("aten::equal() Expected a value of type 'Tensor'")
+
+    model, example = conv_net(64), (torch.rand(4, 3, 32, 32),)
+    monkeypatch.setattr(torch.jit, "optimize_for_inference", broken)
+    with torch.no_grad():
+        compiled = CpuTarget().compile(model, example, Path("."), NoOptions())
+        assert compiled.details == {"frozen": True, "optimize_for_inference": False}
+        saved = io.BytesIO()
+        torch.jit.save(compiled.module, saved)
+        saved.seek(0)
+        entry = ArtifactEntry("m.pt", "", 0, details={"optimize_for_inference": True})
+        with pytest.warns(RuntimeWarning, match="m.pt: torch.jit.optimize_for_inference failed"):
+            loaded = CpuLoader().load(saved, Manifest(), entry, None)
+        assert torch.allclose(loaded(*example), model(*example), atol=1e-5)

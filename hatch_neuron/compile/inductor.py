@@ -33,8 +33,8 @@ MARCH = {"x86_64": "x86-64-v3"}
 NO_LINE_TABLES = {"aot_inductor.enable_line_tables": False}
 #: Convolution ops of an exported graph. A CPU graph with one compiles with ``freezing`` unless the project
 #: sets it: batch norms fold into the convolutions and oneDNN runs them on constant weights (ResNet-18 at
-#: batch 1, one thread: 69 -> 51 ms). Graphs without one keep Inductor's default (freezing made a small
-#: transformer's linear layers slower).
+#: batch 1, one thread: 69 -> 51 ms). Graphs without one keep Inductor's default (on the example
+#: transformer encoder freezing gained nothing: 218 against 221 us at batch 1).
 CONVOLUTIONS = frozenset(
     {"conv1d", "conv2d", "conv3d", "convolution", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"}
 )

@@ -518,8 +518,8 @@ class NeuronSettings:
     """Inductor settings for the ``inductor`` target, passed to AOTInductor as its ``inductor_configs``
     (part of the cache key). What the project leaves out, hatch-neuron chooses for inference: a CPU graph
     with a convolution compiles with ``freezing = true`` (weights folded into the graph as constants,
-    batch norms into the convolutions: ResNet-18 1.35x faster here), other graphs without it (it made a
-    small transformer encoder at batch 1 2.2x slower); under freezing, ``"cpp.weight_prepack" = false``,
+    batch norms into the convolutions: ResNet-18 1.35x faster here), other graphs without it (no gain
+    measured on a small transformer encoder); under freezing, ``"cpp.weight_prepack" = false``,
     since weights prepacked for the build host's oneDNN kernels are reordered on every call by a CPU
     that runs others (ResNet-18 built here with AVX-512, run with AVX2 kernels: 13x slower; the loader
     warns when that happens). The manifest records what was added. Quote dotted names. ``cpp.march`` is
