@@ -96,6 +96,11 @@ class CompileTarget(ABC):
         changing neuronx-cc flags does not rebuild ``cpu`` artifacts)."""
         return {}
 
+    def without_load_optimization(self, details: dict[str, Any]) -> dict[str, Any] | None:
+        """The artifact's facts with the optimization its loader applies turned off, or None where it
+        applies none: the build verifies again with them when the optimized artifact does not match."""
+        return None
+
     def can_verify(self) -> bool:
         """Whether the artifact can run on this host, so the build can compare it with eager."""
         return True

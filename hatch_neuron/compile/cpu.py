@@ -50,42 +50,52 @@ class CpuTarget(CompileTarget):
         except (RuntimeError, AttributeError):  # freeze does not apply to every traced graph
             frozen = False
         details: dict[str, Any] = {"frozen": frozen}
-        if frozen and convolution_flops(traced, example_inputs) >= OPTIMIZE_FROM_FLOPS:
-            details["optimize_for_inference"] = optimizes_cleanly(traced, example_inputs)
+        if frozen and has_convolution(traced.graph):
+            details.update(load_time_optimization(traced, example_inputs))
         return Compiled(traced, details)
 
     def key_options(self, options: NoOptions) -> dict[str, Any]:
         return {"optimize_for_inference": f"convolutions of {OPTIMIZE_FROM_FLOPS} FLOPs a call or more"}
 
+    def without_load_optimization(self, details: dict[str, Any]) -> dict[str, Any] | None:
+        if not details.get("optimize_for_inference"):
+            return None
+        return {**details, "optimize_for_inference": False}
 
-def optimizes_cleanly(traced: torch.jit.ScriptModule, example_inputs: tuple[torch.Tensor, ...]) -> bool:
-    """Whether a copy of ``traced`` runs after ``optimize_for_inference`` with the same outputs (rtol 1e-4,
-    atol 1e-5): its passes break some graphs (Swin's: "aten::equal() Expected a value of type 'Tensor'"),
-    which then load as they are."""
+
+def has_convolution(graph: torch.Graph) -> bool:
+    return any(node.kind().startswith(("aten::_convolution", "aten::conv")) for node in graph.nodes())
+
+
+def load_time_optimization(traced: torch.jit.ScriptModule, example_inputs: tuple[torch.Tensor, ...]) -> dict:
+    """``{"optimize_for_inference": ...}`` where the convolutions do :data:`OPTIMIZE_FROM_FLOPS` or more
+    (``True`` where a copy runs after the passes with the same outputs, rtol 1e-4 and atol 1e-5: they
+    break some graphs, Swin's with "aten::equal() Expected a value of type 'Tensor'"); ``{}`` below that
+    or where the FLOPs cannot be counted (a dispatch mode under TorchScript fails on Swin's graph too).
+    Only copies run: ``traced`` shares its state with the model, which a call may change in place."""
+    from torch.utils.flop_counter import FlopCounterMode
+
     saved = io.BytesIO()
     torch.jit.save(traced, saved)
-    saved.seek(0)
-    try:
-        with torch.no_grad():
-            got = pytree.tree_leaves(torch.jit.optimize_for_inference(torch.jit.load(saved))(*example_inputs))
-            want = pytree.tree_leaves(traced(*example_inputs))
-    except Exception:  # any failure of the passes: the artifact loads unoptimized
-        return False
-    return len(got) == len(want) and all(
-        torch.allclose(g, w, rtol=1e-4, atol=1e-5) for g, w in zip(got, want, strict=True)
-    )
 
-
-def convolution_flops(traced: torch.jit.ScriptModule, example_inputs: tuple[torch.Tensor, ...]) -> int:
-    """The FLOPs of the convolutions in one call (counted on the example inputs, only where the frozen
-    graph has a convolution at all; 0 where counting fails)."""
-    if not any(node.kind().startswith(("aten::_convolution", "aten::conv")) for node in traced.graph.nodes()):
-        return 0
-    from torch.utils.flop_counter import FlopCounterMode
+    def copy() -> torch.jit.ScriptModule:
+        saved.seek(0)
+        return torch.jit.load(saved)
 
     try:
         with FlopCounterMode(display=False) as counter, torch.no_grad():
-            traced(*example_inputs)
-    except Exception:  # a dispatch mode under TorchScript fails on some graphs (Swin's aten::equal)
-        return 0
-    return sum(n for op, n in counter.get_flop_counts()["Global"].items() if "conv" in str(op))
+            want = pytree.tree_leaves(copy()(*example_inputs))
+    except Exception:
+        return {}
+    counts = counter.get_flop_counts().get("Global", {})
+    if sum(n for op, n in counts.items() if "conv" in str(op)) < OPTIMIZE_FROM_FLOPS:
+        return {}
+    try:
+        with torch.no_grad():
+            got = pytree.tree_leaves(torch.jit.optimize_for_inference(copy())(*example_inputs))
+    except Exception:  # any failure of the passes: the artifact loads unoptimized
+        return {"optimize_for_inference": False}
+    same = len(got) == len(want) and all(
+        torch.allclose(g, w, rtol=1e-4, atol=1e-5) for g, w in zip(got, want, strict=True)
+    )
+    return {"optimize_for_inference": same}

@@ -27,8 +27,9 @@ from .pool import ModelBuild
 from .runner import model_request
 
 #: Part of every direct key: raised when a record's result changes shape (2: ``aliased_outputs``; 3: typed
-#: records, :class:`~.contracts.ModelResult`), so that older records are not used.
-DIRECT_RECORD_FORMAT = 3
+#: records, :class:`~.contracts.ModelResult`; 4: the inference defaults, ``inductor_configs_added`` and
+#: ``optimize_for_inference``, which older records lack), so that older records are not used.
+DIRECT_RECORD_FORMAT = 4
 
 
 class DirectCache:

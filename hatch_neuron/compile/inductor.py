@@ -43,7 +43,9 @@ INFERENCE_DEFAULTS = "freezing on for convolutions; cpp.weight_prepack off when 
 
 
 def has_convolution(exported: torch.export.ExportedProgram) -> bool:
-    return any(getattr(node.target, "_opname", None) in CONVOLUTIONS for node in exported.graph.nodes)
+    """Whether the graph or one of its sub-graphs (an autocast or grad-mode region) runs a convolution."""
+    graphs = [m.graph for m in exported.graph_module.modules() if isinstance(m, torch.fx.GraphModule)]
+    return any(getattr(node.target, "_opname", None) in CONVOLUTIONS for g in graphs for node in g.nodes)
 
 
 def inference_configs(configs: dict[str, Any], convolutions: bool) -> dict[str, Any]:
@@ -142,7 +144,10 @@ class InductorTarget(CompileTarget):
         return {f"c++ ({compiler})": version or None}
 
     def key_options(self, options: InductorOptions) -> dict[str, Any]:
-        return {"device": options.device, **self.configs(options), "inference-defaults": INFERENCE_DEFAULTS}
+        key = {"device": options.device, **self.configs(options), "inference-defaults": INFERENCE_DEFAULTS}
+        if options.configs.get("cpp.weight_prepack"):  # the weights' layout is this host's oneDNN kernels'
+            key["prepacked-for"] = onednn_vector_isa()
+        return key
 
     @staticmethod
     def configs(options: InductorOptions) -> dict[str, Any]:

@@ -35,15 +35,19 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
+#: The CPU flags oneDNN's AVX-512 kernels (``avx512_core``) need.
+AVX512_CORE = frozenset({"avx512f", "avx512bw", "avx512vl", "avx512dq"})
+
+
 def onednn_vector_isa() -> str:
-    """The vector instruction set whose kernels oneDNN runs on this CPU (``ONEDNN_MAX_CPU_ISA`` can cap it):
-    ``avx512``, ``avx2`` or ``older``. Weights prepacked for one of them are reordered on every call by
-    the others."""
-    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "ALL").upper()
-    capped = not cap.startswith(("AVX512", "AVX10", "ALL", "DEFAULT"))
-    if "avx512f" in cpu_flags() and not capped:
+    """The vector instruction set whose kernels oneDNN runs on this CPU: ``avx512``, ``avx2`` or
+    ``older``, capped by ``ONEDNN_MAX_CPU_ISA`` as oneDNN caps it (a value it does not know caps nothing).
+    Weights prepacked for one of them are reordered on every call by the others."""
+    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").strip().upper()
+    flags = cpu_flags()
+    if flags >= AVX512_CORE and not cap.startswith(("SSE", "AVX2")) and cap != "AVX":
         return "avx512"
-    return "avx2" if "avx2" in cpu_flags() and cap not in ("SSE41", "AVX") else "older"
+    return "avx2" if "avx2" in flags and not cap.startswith("SSE") and cap != "AVX" else "older"
 
 
 def _cuda_problem(facts: dict[str, Any]) -> str | None:
